@@ -1,0 +1,1 @@
+"""OMC Pipelines: the Dagster side (ledgers, sources, sensors, the sandbox)."""

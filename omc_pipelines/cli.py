@@ -1,0 +1,147 @@
+"""The ``omc`` command: the offline demo, migrations, the sandbox server.
+
+    omc demo            sandbox + Exchange ledger into the embedded database, then a summary
+    omc db upgrade      bring OMC_DATABASE_URL's schema to the code's
+    omc sandbox         serve every source offline (prints the environment to use it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+
+def _dagster_home() -> None:
+    """Use the project's dagster.yaml when run from the repository; never litter ~/.dagster."""
+    if os.environ.get("DAGSTER_HOME"):
+        return
+    if Path("dagster.yaml").is_file():
+        os.environ["DAGSTER_HOME"] = str(Path.cwd())
+    else:
+        from omc_pipelines import settings
+
+        home = (settings.load().home / "dagster").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+
+
+def demo(args: argparse.Namespace) -> int:
+    from omc_pipelines.sandbox import Sandbox
+
+    _dagster_home()
+    with Sandbox() as sandbox:
+        os.environ.update(sandbox.env())
+        print(f"sandbox serving every source at {sandbox.url}")
+        return _run_exchange_ledger(hours=args.hours)
+
+
+def _run_exchange_ledger(hours: int) -> int:
+    import pandas as pd
+    import sqlalchemy as sa
+    from dagster import DagsterInstance
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import get_engine, safe_url, upgrade
+    from omc_pipelines.db.models import Candle, CatalystEvent, PriceSnapshot, Trade
+    from omc_pipelines.definitions import defs
+    from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG
+
+    config = settings.load()
+    engine = get_engine(config.database_url)
+    print(f"ledger database: {safe_url(engine.url)}")
+    upgrade(engine)
+    instance = DagsterInstance.get()
+
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    # The runs' full event logs are in the UI; here, only what went wrong.
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    market = defs.resolve_job_def("exchange_market_data").execute_in_process(
+        instance=instance, run_config=quiet, tags={OBSERVED_AT_TAG: now.isoformat()}, raise_on_error=False
+    )
+    print(f"exchange_market_data: {'succeeded' if market.success else 'FAILED'} (run {market.run_id})")
+    if not market.success:
+        return 1
+
+    last_hour = now.replace(minute=0) - timedelta(hours=1)
+    first_hour = last_hour - timedelta(hours=hours - 1)
+    candles = defs.resolve_job_def("exchange_hourly_candles").execute_in_process(
+        instance=instance,
+        run_config=quiet,
+        tags={
+            "dagster/asset_partition_range_start": first_hour.strftime("%Y-%m-%d-%H:%M"),
+            "dagster/asset_partition_range_end": last_hour.strftime("%Y-%m-%d-%H:%M"),
+        },
+        raise_on_error=False,
+    )
+    print(f"exchange_hourly_candles {first_hour:%Y-%m-%d %H:00} .. {last_hour:%H:00} UTC, one run: "
+          f"{'succeeded' if candles.success else 'FAILED'} (run {candles.run_id})")
+
+    with engine.connect() as conn:
+        counts = {m.__tablename__: conn.execute(sa.select(sa.func.count()).select_from(m)).scalar_one()
+                  for m in (PriceSnapshot, Trade, Candle, CatalystEvent)}
+        recent = pd.read_sql_query(
+            sa.select(Candle.coin, Candle.hour_start, Candle.open, Candle.high, Candle.low, Candle.close,
+                      Candle.volume, Candle.trade_count)
+            .where(Candle.market == "aud", Candle.coin.in_(["btc", "eth"]))
+            .order_by(Candle.hour_start.desc(), Candle.coin).limit(6),
+            conn,
+        )
+    print("\nrows stored:")
+    for table, count in counts.items():
+        print(f"  {table:<26}{count:>8}")
+    print("\nnewest BTC and ETH candles (AUD):")
+    print(recent.to_string(index=False) if not recent.empty else "  none")
+    print(f"\nSee them in the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dg dev")
+    return 0 if candles.success else 1
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    from omc_pipelines import settings
+    from omc_pipelines.db import get_engine, safe_url, upgrade
+    from omc_pipelines.db.engine import current_revision
+
+    engine = get_engine(settings.load().database_url)
+    before = current_revision(engine)
+    upgrade(engine, args.revision)
+    print(f"{safe_url(engine.url)}: {before or 'empty'} -> {current_revision(engine)}")
+    return 0
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    from omc_pipelines.sandbox import Sandbox
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Sandbox(port=args.port) as box:
+        print(f"sandbox listening on {box.url}; to point the pipeline at it:")
+        for name, value in box.env().items():
+            print(f"export {name}={value}")
+        sys.stdout.flush()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="omc", description="OMC Pipelines")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("demo", help="run the Exchange ledger against the sandbox into the embedded database")
+    p.add_argument("--hours", type=int, default=8, help="hours of candles to build (default 8)")
+    p.set_defaults(func=demo)
+    p = commands.add_parser("db", help="the ledger database")
+    db = p.add_subparsers(dest="db_command", required=True)
+    p = db.add_parser("upgrade", help="migrate OMC_DATABASE_URL to the newest schema")
+    p.add_argument("revision", nargs="?", default="head")
+    p.set_defaults(func=db_upgrade)
+    p = commands.add_parser("sandbox", help="serve every source offline")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=sandbox)
+    args = parser.parse_args(argv)
+    sys.exit(args.func(args))

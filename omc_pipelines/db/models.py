@@ -1,0 +1,106 @@
+"""The ledgers' tables. Every row has a natural key with a unique constraint on it,
+so every write can be an upsert and re-runs converge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from omc_pipelines.db.types import BigId, StringList, UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class PriceSnapshot(Base):
+    """One coin's price on one market at one observation (CoinSpot /latest)."""
+
+    __tablename__ = "exchange_price_snapshots"
+    __table_args__ = (sa.UniqueConstraint("coin", "market", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    market: Mapped[str] = mapped_column(sa.String(16))
+    # None where CoinSpot sent "NaN" or nothing (illiquid pairs).
+    bid: Mapped[float | None] = mapped_column(sa.Float)
+    ask: Mapped[float | None] = mapped_column(sa.Float)
+    last: Mapped[float | None] = mapped_column(sa.Float)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Trade(Base):
+    """A completed trade from CoinSpot's public history.
+
+    CoinSpot gives trades no id, so the key is everything that describes one; two
+    trades identical to the millisecond in every field count as one.
+    """
+
+    __tablename__ = "exchange_trades"
+    __table_args__ = (sa.UniqueConstraint("coin", "market", "sold_at", "side", "amount", "rate"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    market: Mapped[str] = mapped_column(sa.String(16))
+    side: Mapped[str] = mapped_column(sa.String(4))
+    amount: Mapped[float] = mapped_column(sa.Float)
+    rate: Mapped[float] = mapped_column(sa.Float)
+    total: Mapped[float] = mapped_column(sa.Float)
+    sold_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Candle(Base):
+    """Hourly OHLCV for one coin and market, from trades (or snapshots when none)."""
+
+    __tablename__ = "exchange_candles"
+    __table_args__ = (sa.UniqueConstraint("coin", "market", "hour_start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    market: Mapped[str] = mapped_column(sa.String(16))
+    hour_start: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    open: Mapped[float] = mapped_column(sa.Float)
+    high: Mapped[float] = mapped_column(sa.Float)
+    low: Mapped[float] = mapped_column(sa.Float)
+    close: Mapped[float] = mapped_column(sa.Float)
+    volume: Mapped[float] = mapped_column(sa.Float)
+    quote_volume: Mapped[float] = mapped_column(sa.Float)
+    trade_count: Mapped[int] = mapped_column(sa.Integer)
+    # "trades" or "snapshots": where the hour's prices came from.
+    source: Mapped[str] = mapped_column(sa.String(16))
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CatalystEvent(Base):
+    """An event that may move prices: a filing, a listing announcement."""
+
+    __tablename__ = "catalyst_events"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "external_id"),
+        sa.CheckConstraint("impact_score BETWEEN 1 AND 10", name="impact_score_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    title: Mapped[str] = mapped_column(sa.Text)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    currencies: Mapped[list[str]] = mapped_column(StringList)
+    impact_score: Mapped[int] = mapped_column(sa.SmallInteger)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    url: Mapped[str | None] = mapped_column(sa.Text)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,63 @@
+"""The offline stand-in for every external source (see the design).
+
+    with Sandbox() as sandbox:          # or: omc sandbox --port 8765
+        os.environ.update(sandbox.env())
+        sandbox.coinspot.set_price("btc", last="140000")
+        sandbox.inject(Fault("/pubapi/v2/latest", "429", retry_after=1))
+"""
+
+from __future__ import annotations
+
+from omc_pipelines import settings
+from omc_pipelines.sandbox.coinspot import CoinSpotMarket
+from omc_pipelines.sandbox.server import FAULT_KINDS, Fault, Response, SandboxServer
+
+__all__ = ["FAULT_KINDS", "Fault", "Sandbox"]
+
+
+class Sandbox:
+    def __init__(self, port: int = 0):
+        self.server = SandboxServer(port=port)
+        self.coinspot = CoinSpotMarket()
+        self.coinspot.install(self.server)
+        self.server.route("POST", r"/_sandbox/reset", self._reset)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def env(self) -> dict[str, str]:
+        """The environment that points every source of the pipeline here."""
+        return {
+            name: self.url
+            for name in (
+                settings.COINSPOT_URL, settings.ZENDESK_URL, settings.SEC_DATA_URL, settings.SEC_ARCHIVES_URL,
+                settings.DEFILLAMA_URL, settings.CRYPTOPANIC_URL, settings.REDDIT_URL,
+            )
+        }
+
+    def inject(self, fault: Fault) -> None:
+        self.server.inject(fault)
+
+    def reset(self) -> None:
+        self.server.clear_faults()
+        self.server.requests.clear()
+        fresh = CoinSpotMarket()
+        self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
+
+    def _reset(self, request, match):
+        self.reset()
+        return Response(body={"status": "ok"})
+
+    def start(self) -> Sandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

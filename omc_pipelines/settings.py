@@ -1,0 +1,118 @@
+"""Every environment variable the project reads, in one place.
+
+Nothing else in the project calls ``os.environ``: code asks :func:`load` for a
+:class:`Settings` and Dagster sees the values as resource fields.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Names that are part of the interface; README's configuration table lists them.
+DATABASE_URL = "OMC_DATABASE_URL"
+HOME = "OMC_HOME"
+COINSPOT_URL = "OMC_COINSPOT_URL"
+ZENDESK_URL = "OMC_ZENDESK_URL"
+SEC_DATA_URL = "OMC_SEC_DATA_URL"
+SEC_ARCHIVES_URL = "OMC_SEC_ARCHIVES_URL"
+DEFILLAMA_URL = "OMC_DEFILLAMA_URL"
+CRYPTOPANIC_URL = "OMC_CRYPTOPANIC_URL"
+REDDIT_URL = "OMC_REDDIT_URL"
+COINSPOT_WATCHLIST = "OMC_COINSPOT_WATCHLIST"
+COINSPOT_RATE_LIMIT = "OMC_COINSPOT_RATE_LIMIT"
+HTTP_TIMEOUT = "OMC_HTTP_TIMEOUT"
+HTTP_RETRIES = "OMC_HTTP_RETRIES"
+CANDLES_START = "OMC_CANDLES_START"
+FRESHNESS_MINUTES = "OMC_FRESHNESS_MINUTES"
+
+DEFAULT_WATCHLIST = ("btc", "eth", "sol", "xrp", "doge", "ada", "pepe")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the project cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    database_url_from_env: bool
+    coinspot_url: str
+    zendesk_url: str
+    sec_data_url: str
+    sec_archives_url: str
+    defillama_url: str
+    cryptopanic_url: str
+    reddit_url: str
+    coinspot_watchlist: tuple[str, ...]
+    coinspot_rate_limit: float
+    http_timeout: float
+    http_retries: int
+    candles_start: str
+    freshness_minutes: int
+
+    @property
+    def default_database_url(self) -> str:
+        return default_database_url(self.home)
+
+
+def default_database_url(home: Path) -> str:
+    return f"sqlite:///{(home / 'omc.db').resolve()}"
+
+
+def _float(env: dict[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _url(env: dict[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL")
+    return value
+
+
+def _coins(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    coins = tuple(dict.fromkeys(c.strip().lower() for c in raw.split(",") if c.strip()))
+    bad = [c for c in coins if not c.isalnum()]
+    if bad or not coins:
+        raise SettingsError(f"{name} must be a comma-separated list of coin symbols, got {raw!r}")
+    return coins
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get(HOME) or ".omc")
+    db_from_env = bool(env.get(DATABASE_URL))
+    return Settings(
+        home=home,
+        database_url=env[DATABASE_URL] if db_from_env else default_database_url(home),
+        database_url_from_env=db_from_env,
+        coinspot_url=_url(env, COINSPOT_URL, "https://www.coinspot.com.au"),
+        zendesk_url=_url(env, ZENDESK_URL, "https://coinspot.zendesk.com"),
+        sec_data_url=_url(env, SEC_DATA_URL, "https://data.sec.gov"),
+        sec_archives_url=_url(env, SEC_ARCHIVES_URL, "https://www.sec.gov"),
+        defillama_url=_url(env, DEFILLAMA_URL, "https://api.llama.fi"),
+        cryptopanic_url=_url(env, CRYPTOPANIC_URL, "https://cryptopanic.com"),
+        reddit_url=_url(env, REDDIT_URL, "https://oauth.reddit.com"),
+        coinspot_watchlist=_coins(env, COINSPOT_WATCHLIST, DEFAULT_WATCHLIST),
+        # CoinSpot allows 1000 requests a minute per key; stay well under it.
+        coinspot_rate_limit=_float(env, COINSPOT_RATE_LIMIT, 10.0, 0.1),
+        http_timeout=_float(env, HTTP_TIMEOUT, 10.0, 0.1),
+        http_retries=int(_float(env, HTTP_RETRIES, 4, 0)),
+        candles_start=env.get(CANDLES_START) or "2025-01-01-00:00",
+        freshness_minutes=int(_float(env, FRESHNESS_MINUTES, 10, 1)),
+    )

@@ -1,0 +1,195 @@
+"""CoinSpot's public API (``/pubapi/v2``): a client and pure parse functions.
+
+Parse functions take the decoded JSON and return typed rows, or raise
+``SourcePayloadError`` naming what is wrong; they never touch the database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from omc_pipelines.sources.http import HttpSource, SourcePayloadError
+
+SOURCE = "coinspot"
+PUBLIC = "/pubapi/v2"
+DEFAULT_MARKET = "aud"
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    coin: str
+    market: str
+    bid: float | None
+    ask: float | None
+    last: float | None
+
+
+@dataclass(frozen=True)
+class TradePrint:
+    coin: str
+    market: str
+    side: str  # "buy" or "sell": which book the completed order came from
+    amount: float
+    rate: float
+    total: float
+    sold_at: datetime
+
+
+class _Payload:
+    """Reads fields out of one payload; every complaint names the URL and the field."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def fail(self, what: str) -> SourcePayloadError:
+        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
+
+    def ok_body(self, payload: Any) -> dict:
+        if not isinstance(payload, dict):
+            raise self.fail(f"expected a JSON object, got {type(payload).__name__}")
+        if payload.get("status") != "ok":
+            raise self.fail(f"status is {payload.get('status')!r}, message {payload.get('message')!r}")
+        return payload
+
+    def field(self, obj: Any, name: str, where: str) -> Any:
+        if not isinstance(obj, dict) or name not in obj:
+            raise self.fail(f"{where} has no {name!r}")
+        return obj[name]
+
+    def price(self, value: Any, where: str) -> float | None:
+        """A price as CoinSpot sends it: a string, a number, "NaN" or nothing."""
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            raise self.fail(f"{where} is a boolean")
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise self.fail(f"{where} is {value!r}, not a number") from None
+        else:
+            raise self.fail(f"{where} is a {type(value).__name__}")
+        if math.isnan(number):
+            return None  # CoinSpot's way of saying an illiquid pair has no price
+        if math.isinf(number):
+            raise self.fail(f"{where} is infinite")
+        return number
+
+    def number(self, value: Any, where: str) -> float:
+        number = self.price(value, where)
+        if number is None:
+            raise self.fail(f"{where} is missing")
+        return number
+
+    def time(self, value: Any, where: str) -> datetime:
+        if not isinstance(value, str):
+            raise self.fail(f"{where} is not a time string")
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise self.fail(f"{where} is {value!r}, not an ISO time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)  # CoinSpot's times are UTC
+        return parsed.astimezone(timezone.utc)
+
+
+def split_market_key(key: str) -> tuple[str, str]:
+    """``"btc"`` -> ("btc", "aud"); ``"btc_usdt"`` -> ("btc", "usdt")."""
+    coin, _, market = key.lower().partition("_")
+    return coin, market or DEFAULT_MARKET
+
+
+def parse_latest(payload: Any, url: str = PUBLIC + "/latest") -> list[PriceQuote]:
+    """``/latest``: every coin and market the summary covers."""
+    p = _Payload(url)
+    prices = p.field(p.ok_body(payload), "prices", "body")
+    if not isinstance(prices, dict):
+        raise p.fail("prices is not an object")
+    quotes = []
+    for key, entry in prices.items():
+        coin, market = split_market_key(key)
+        quotes.append(_quote(p, coin, market, entry, f"prices.{key}"))
+    return quotes
+
+
+def parse_latest_coin(payload: Any, coin: str, url: str | None = None) -> PriceQuote:
+    """``/latest/{coin}``: one coin on the AUD market, for coins ``/latest`` omits."""
+    p = _Payload(url or f"{PUBLIC}/latest/{coin}")
+    entry = p.field(p.ok_body(payload), "prices", "body")
+    return _quote(p, coin.lower(), DEFAULT_MARKET, entry, "prices")
+
+
+def _quote(p: _Payload, coin: str, market: str, entry: Any, where: str) -> PriceQuote:
+    if not isinstance(entry, dict):
+        raise p.fail(f"{where} is not an object")
+    return PriceQuote(
+        coin=coin,
+        market=market,
+        bid=p.price(entry.get("bid"), f"{where}.bid"),
+        ask=p.price(entry.get("ask"), f"{where}.ask"),
+        last=p.price(entry.get("last"), f"{where}.last"),
+    )
+
+
+def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> list[TradePrint]:
+    """``/orders/completed/{coin}``: the recent trades of one coin, both books."""
+    p = _Payload(url or f"{PUBLIC}/orders/completed/{coin}")
+    body = p.ok_body(payload)
+    trades = []
+    for book, side in (("buyorders", "buy"), ("sellorders", "sell")):
+        rows = p.field(body, book, "body")
+        if not isinstance(rows, list):
+            raise p.fail(f"{book} is not a list")
+        for i, row in enumerate(rows):
+            where = f"{book}[{i}]"
+            if not isinstance(row, dict):
+                raise p.fail(f"{where} is not an object")
+            market = str(p.field(row, "market", where))
+            base, _, quote = market.partition("/")
+            if not quote or base.lower() != coin.lower():
+                raise p.fail(f"{where}.market is {market!r}, expected {coin.upper()}/<market>")
+            amount = p.number(p.field(row, "amount", where), f"{where}.amount")
+            rate = p.number(p.field(row, "rate", where), f"{where}.rate")
+            total = row.get("total")
+            trades.append(
+                TradePrint(
+                    coin=coin.lower(),
+                    market=quote.lower(),
+                    side=side,
+                    amount=amount,
+                    rate=rate,
+                    total=amount * rate if total is None else p.number(total, f"{where}.total"),
+                    sold_at=p.time(p.field(row, "solddate", where), f"{where}.solddate"),
+                )
+            )
+    return trades
+
+
+class CoinSpotPublic:
+    """CoinSpot's public API over the shared HTTP layer."""
+
+    def __init__(self, http: HttpSource):
+        self.http = http
+
+    def __enter__(self) -> CoinSpotPublic:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.http.close()
+
+    def latest(self) -> list[PriceQuote]:
+        path = f"{PUBLIC}/latest"
+        return parse_latest(self.http.get_json(path), self.http.shown_url(path))
+
+    def latest_coin(self, coin: str) -> PriceQuote:
+        path = f"{PUBLIC}/latest/{coin.lower()}"
+        return parse_latest_coin(self.http.get_json(path), coin, self.http.shown_url(path))
+
+    def completed_orders(self, coin: str) -> list[TradePrint]:
+        path = f"{PUBLIC}/orders/completed/{coin.lower()}"
+        return parse_completed_orders(self.http.get_json(path), coin, self.http.shown_url(path))
