@@ -34,8 +34,12 @@ class CoinSpotResource(ConfigurableResource):
     rate_limit: float = 10.0
     timeout: float = 10.0
     retries: int = 4
+    backoff: float = 0.5
 
     def client(self) -> CoinSpotPublic:
         return CoinSpotPublic(
-            HttpSource("coinspot", self.base_url, timeout=self.timeout, retries=self.retries, rate_limit=self.rate_limit)
+            HttpSource(
+                "coinspot", self.base_url, timeout=self.timeout, retries=self.retries,
+                backoff=self.backoff, rate_limit=self.rate_limit,
+            )
         )

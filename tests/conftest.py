@@ -1,0 +1,86 @@
+"""Shared fixtures: both databases, the sandbox, resources pointed at them.
+
+Every test that takes ``database_url`` runs twice, on SQLite and on PostgreSQL.
+PostgreSQL is found at OMC_TEST_POSTGRES_URL (default: the local server). Where
+it is missing, its tests skip with the reason on a developer's machine and fail
+in CI (CI is set), where a missing database is a broken build, not a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from omc_pipelines.db import get_engine, upgrade
+from omc_pipelines.db.models import Base
+from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
+from omc_pipelines.sandbox import Sandbox
+
+POSTGRES_SERVER = os.environ.get("OMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+WATCHLIST = ["btc", "eth", "sol", "pepe"]
+
+
+def _postgres_missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL not reachable ({reason}); set OMC_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
+    name = f"omc_test_{uuid.uuid4().hex[:10]}"
+    server = sa.make_url(POSTGRES_SERVER)
+    try:
+        admin = psycopg.connect(
+            host=server.host, port=server.port or 5432, user=server.username, password=server.password,
+            dbname=server.database or "postgres", autocommit=True, connect_timeout=5,
+        )
+    except psycopg.OperationalError as exc:
+        _postgres_missing(str(exc).splitlines()[0])
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    upgrade(get_engine(url))
+    yield url
+    get_engine(url).dispose()
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A migrated, empty ledger database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        upgrade(get_engine(url))
+        yield url
+        get_engine(url).dispose()
+        return
+    url = request.getfixturevalue("postgres_database")
+    with get_engine(url).begin() as conn:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+    yield url
+
+
+@pytest.fixture
+def engine(database_url) -> sa.Engine:
+    return get_engine(database_url)
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox() as box:
+        yield box
+
+
+@pytest.fixture
+def resources(database_url, sandbox) -> dict:
+    return {
+        "ledger_db": LedgerDatabase(url=database_url, auto_migrate=False),
+        "coinspot": CoinSpotResource(base_url=sandbox.url, watchlist=WATCHLIST, timeout=2.0, retries=3, backoff=0.01),
+    }

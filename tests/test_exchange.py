@@ -1,0 +1,212 @@
+"""The Exchange ledger's assets against the sandbox, on both databases."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from dagster import AssetKey, DagsterInstance, materialize
+
+from omc_pipelines import checks
+from omc_pipelines.db import upsert
+from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
+from omc_pipelines.ledgers import exchange
+from omc_pipelines.resources import CoinSpotResource
+from omc_pipelines.sandbox import Fault
+from omc_pipelines.sources.http import SourcePayloadError, SourceUnavailable
+
+pytestmark = pytest.mark.integration
+MARKET_DATA = [exchange.coinspot_price_snapshots, exchange.coinspot_trades]
+MARKET_DATA_CHECKS = [c for c in checks.ALL if {k.asset_key for k in c.check_keys} <= {a.key for a in MARKET_DATA}]
+OBSERVED = "2026-11-26T10:15:00+00:00"
+
+
+def count(engine, model) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
+
+
+def rows(engine, *columns, order_by=None):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(*columns).order_by(*(order_by or columns))).all()
+
+
+def run_market_data(resources, tags=None, **kwargs):
+    return materialize(MARKET_DATA + MARKET_DATA_CHECKS, resources=resources, tags=tags or {exchange.OBSERVED_AT_TAG: OBSERVED}, **kwargs)
+
+
+def test_snapshots_cover_the_summary_and_the_watched_coins_it_omits(resources, engine, sandbox):
+    result = run_market_data(resources)
+    assert result.success
+    stored = {(r.coin, r.market): r for r in rows(engine, PriceSnapshot.coin, PriceSnapshot.market, PriceSnapshot.bid,
+                                                  PriceSnapshot.ask, PriceSnapshot.last, PriceSnapshot.observed_at)}
+    summary = sandbox.coinspot.summary
+    assert len(stored) == len(summary) + 1  # + pepe, from /latest/pepe
+    assert stored[("btc", "aud")].last == float(summary["btc"]["last"])
+    assert stored[("doge", "aud")].last == summary["doge"]["last"]  # sent as a number
+    assert stored[("btc", "usdt")].last == float(summary["btc_usdt"]["last"])
+    assert stored[("ape", "usdt")].last is None  # sent as "NaN"
+    assert stored[("pepe", "aud")].last == float(sandbox.coinspot.listed["pepe"]["last"])
+    assert {r.observed_at for r in stored.values()} == {datetime.fromisoformat(OBSERVED)}
+    served = [r["path"] for r in sandbox.server.requests]
+    assert "/pubapi/v2/latest/pepe" in served and "/pubapi/v2/latest/btc" not in served
+    metadata = result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata
+    assert metadata["rows"].value == len(stored) and metadata["without_price"].value == 1
+    assert "| coin" in metadata["preview"].value
+
+
+def test_trades_are_stored_once_however_often_they_are_fetched(resources, engine, sandbox):
+    assert run_market_data(resources).success
+    served = sum(len(sandbox.coinspot.trades[c][side]) for c in ("btc", "eth", "sol", "pepe")
+                 for side in ("buyorders", "sellorders"))
+    assert count(engine, Trade) == served
+    first = rows(engine, Trade.coin, Trade.side, Trade.sold_at, Trade.amount, Trade.rate)
+
+    sandbox.coinspot.add_trade("btc", side="sell", amount=0.5, rate=131000.0)
+    result = run_market_data(resources)
+    assert result.success
+    assert count(engine, Trade) == served + 1
+    assert result.asset_materializations_for_node("coinspot_trades")[0].metadata["new"].value == 1
+    assert set(first) < set(rows(engine, Trade.coin, Trade.side, Trade.sold_at, Trade.amount, Trade.rate))
+
+
+def test_a_rerun_of_the_same_tick_rewrites_one_observation(resources, engine, sandbox):
+    assert run_market_data(resources).success
+    before = count(engine, PriceSnapshot)
+    sandbox.coinspot.set_price("btc", last="140000.5")
+    assert run_market_data(resources).success
+    assert count(engine, PriceSnapshot) == before
+    with engine.connect() as conn:
+        last = conn.execute(sa.select(PriceSnapshot.last).where(PriceSnapshot.coin == "btc", PriceSnapshot.market == "aud")).scalar_one()
+    assert last == 140000.5
+    assert run_market_data(resources, tags={exchange.OBSERVED_AT_TAG: "2026-11-26T10:16:00+00:00"}).success
+    assert count(engine, PriceSnapshot) == 2 * before
+
+
+def test_an_unknown_watched_coin_is_skipped_and_named(resources, engine, sandbox):
+    resources = {**resources, "coinspot": CoinSpotResource(base_url=sandbox.url, watchlist=["btc", "nosuchcoin"])}
+    result = run_market_data(resources)
+    assert result.success
+    for node in ("coinspot_price_snapshots", "coinspot_trades"):
+        assert result.asset_materializations_for_node(node)[0].metadata["not_listed"].value == ["nosuchcoin"]
+
+
+@pytest.mark.parametrize("kind, error", [("malformed", SourcePayloadError), ("truncated", SourcePayloadError)])
+def test_a_bad_payload_fails_with_a_clear_message_and_writes_nothing(resources, engine, sandbox, kind, error):
+    # The summary is fine, the third watched coin's trades come back broken.
+    sandbox.inject(Fault("/pubapi/v2/orders/completed/sol", kind))
+    with pytest.raises(error, match=r"coinspot: .*orders/completed/sol"):
+        materialize([exchange.coinspot_trades], resources=resources)
+    assert count(engine, Trade) == 0
+    assert materialize([exchange.coinspot_trades], resources=resources).success
+    assert count(engine, Trade) > 0
+
+
+def test_an_outage_fails_after_retries_and_a_rerun_converges(resources, engine, sandbox):
+    sandbox.inject(Fault("/pubapi/v2/latest", "503", times=0))
+    with pytest.raises(SourceUnavailable, match="HTTP 503 after 4 tries"):
+        materialize([exchange.coinspot_price_snapshots], resources=resources, tags={exchange.OBSERVED_AT_TAG: OBSERVED})
+    assert count(engine, PriceSnapshot) == 0
+    sandbox.server.clear_faults()
+    # Transient faults inside the retry budget do not fail the run at all.
+    sandbox.inject(Fault("/pubapi/v2/latest", "429", times=2, retry_after=0))
+    sandbox.inject(Fault("/pubapi/v2/latest/pepe", "500", times=1))
+    assert materialize([exchange.coinspot_price_snapshots], resources=resources, tags={exchange.OBSERVED_AT_TAG: OBSERVED}).success
+    assert count(engine, PriceSnapshot) == len(sandbox.coinspot.summary) + 1
+
+
+def hour_keys(first: datetime, hours: int) -> tuple[str, str]:
+    last = first + timedelta(hours=hours - 1)
+    return first.strftime("%Y-%m-%d-%H:%M"), last.strftime("%Y-%m-%d-%H:%M")
+
+
+def materialize_candles(resources, first: datetime, hours: int, instance=None):
+    start, end = hour_keys(first, hours)
+    return materialize(
+        [exchange.coinspot_hourly_candles, checks.candles_consistent],
+        resources=resources, instance=instance,
+        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+    )
+
+
+def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources, engine, sandbox):
+    assert run_market_data(resources).success
+    first = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
+    instance = DagsterInstance.ephemeral()
+    result = materialize_candles(resources, first, 8, instance)
+    assert result.success
+    # One run materialized all eight partitions.
+    assert len(result.asset_materializations_for_node("coinspot_hourly_candles")) == 8
+    candles = rows(engine, Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
+                   Candle.close, Candle.volume, Candle.trade_count, Candle.source)
+    assert candles
+
+    # Recompute one trade-built candle by hand from what the sandbox served.
+    btc = sorted(
+        (datetime.fromisoformat(o["solddate"].replace("Z", "+00:00")), o["rate"], o["amount"])
+        for side in ("buyorders", "sellorders") for o in sandbox.coinspot.trades["btc"][side]
+    )
+    hour = max(t for t, _, _ in btc if t < first + timedelta(hours=8)).replace(minute=0, second=0, microsecond=0)
+    in_hour = [(t, r, a) for t, r, a in btc if hour <= t < hour + timedelta(hours=1)]
+    expected = ("btc", "aud", hour, in_hour[0][1], max(r for _, r, _ in in_hour), min(r for _, r, _ in in_hour),
+                in_hour[-1][1], pytest.approx(sum(a for _, _, a in in_hour)), len(in_hour), "trades")
+    assert [c for c in candles if c.coin == "btc" and c.hour_start == hour] == [expected]
+
+    assert materialize_candles(resources, first, 8, instance).success
+    assert rows(engine, Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
+                Candle.close, Candle.volume, Candle.trade_count, Candle.source) == candles
+
+
+def test_rematerializing_a_partition_replaces_exactly_that_hour(resources, engine):
+    t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+    trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0 + i, total=4000.0 + i,
+                   sold_at=t0 + timedelta(minutes=20 * i), collected_at=t0) for i in range(9)]  # 10:00 .. 12:40
+    with engine.begin() as conn:
+        upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
+    assert materialize_candles(resources, t0, 3).success
+    before = {c.hour_start: c for c in rows(engine, Candle.hour_start, Candle.close, Candle.trade_count, Candle.computed_at)}
+    assert [c.trade_count for c in before.values()] == [3, 3, 3]
+
+    with engine.begin() as conn:  # a late trade lands in 11:00
+        upsert(conn, Trade.__table__, [{**trades[0], "rate": 9999.0, "sold_at": t0 + timedelta(minutes=119)}], exchange.TRADE_KEY)
+    assert materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-03-01-11:00").success
+    after = {c.hour_start: c for c in rows(engine, Candle.hour_start, Candle.close, Candle.trade_count, Candle.computed_at)}
+    eleven = t0 + timedelta(hours=1)
+    assert (after[eleven].close, after[eleven].trade_count) == (9999.0, 4)
+    for hour in (t0, t0 + timedelta(hours=2)):
+        assert after[hour] == before[hour]  # untouched, computed_at included
+
+
+def test_hours_without_trades_get_candles_from_snapshots(resources, engine):
+    t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+    snaps = [dict(coin="btc", market="usdt", bid=None, ask=None, last=last, observed_at=t0 + timedelta(minutes=m),
+                  collected_at=t0) for m, last in ((1, 100.0), (20, 90.0), (40, None), (59, 95.0))]
+    with engine.begin() as conn:
+        upsert(conn, PriceSnapshot.__table__, snaps, exchange.SNAPSHOT_KEY)
+    assert materialize_candles(resources, t0, 1).success
+    assert rows(engine, Candle.coin, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume,
+                Candle.trade_count, Candle.source) == [("btc", 100.0, 100.0, 90.0, 95.0, 0.0, 0, "snapshots")]
+
+
+def test_inconsistent_candles_fail_the_blocking_check(resources, engine):
+    t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+    bad = dict(coin="btc", market="aud", hour_start=t0, open=10.0, high=9.0, low=8.0, close=8.5, volume=1.0,
+               quote_volume=9.0, trade_count=1, source="trades", computed_at=t0)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Candle), [bad])
+    result = materialize([exchange.coinspot_hourly_candles, checks.candles_consistent], resources=resources,
+                         partition_key="2026-03-02-10:00", raise_on_error=False)
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert not evaluation.passed and evaluation.metadata["inconsistent"].value == 1
+
+
+def test_price_checks_flag_non_positive_and_crossed_prices(resources, engine, sandbox):
+    sandbox.coinspot.set_price("eth", bid="5000", ask="4900")
+    sandbox.coinspot.set_price("sol", last="-1")
+    result = run_market_data(resources, raise_on_error=False)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()
+                   if e.asset_key == AssetKey("coinspot_price_snapshots")}
+    assert not evaluations["prices_positive"].passed
+    assert evaluations["prices_positive"].metadata["non_positive"].value == 1
+    assert not evaluations["bid_not_above_ask"].passed
+    assert evaluations["bid_not_above_ask"].metadata["crossed"].value == 1
+    assert evaluations["no_duplicate_keys"].passed
