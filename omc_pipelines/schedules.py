@@ -23,7 +23,6 @@ exchange_market_data_job = define_asset_job(
 exchange_candles_job = define_asset_job(
     "exchange_hourly_candles",
     selection=AssetSelection.assets(exchange.coinspot_hourly_candles),
-    partitions_def=exchange.HOURLY,
     description="Hourly OHLCV candles; backfill a range from the Backfills page as one run.",
 )
 

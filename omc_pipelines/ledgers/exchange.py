@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from omc_pipelines.db import replace_window, upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
-from omc_pipelines.partitions import HOURLY  # noqa: F401 - jobs reach it through here
+from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
 from omc_pipelines.sources.http import SourceRefused

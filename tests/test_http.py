@@ -1,0 +1,574 @@
+"""The shared HTTP layer (omc_pipelines/sources/http.py) against the real sandbox server.
+
+Waits are recorded, not slept: every HttpSource here gets ``sleep=`` a list's
+``append``, so a test can say exactly how long the client would have waited.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import socket
+import threading
+import time
+import traceback
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+
+import httpx
+import pytest
+
+from omc_pipelines.sandbox import Fault
+from omc_pipelines.sandbox.server import Response
+from omc_pipelines.sources import http
+from omc_pipelines.sources.http import (
+    MAX_RETRY_AFTER,
+    USER_AGENT,
+    HttpSource,
+    RateLimiter,
+    SourceError,
+    SourcePayloadError,
+    SourceRefused,
+    SourceThrottled,
+    SourceUnavailable,
+    parse_retry_after,
+    shared_limiter,
+)
+
+LATEST = "/pubapi/v2/latest"
+SECRET = "s3cr3t-T0KEN-value"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when someone sleeps on it."""
+
+    def __init__(self, start: float = 100.0):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_source(sleeps):
+    """HttpSource factory: recorded sleeps, a generous rate limit, closed at the end."""
+    made: list[HttpSource] = []
+
+    def make(base_url: str, name: str = "test-http", **overrides) -> HttpSource:
+        options = {"timeout": 2.0, "retries": 3, "backoff": 0.05, "rate_limit": 1000.0, "sleep": sleeps.append}
+        source = HttpSource(name, base_url, **{**options, **overrides})
+        made.append(source)
+        return source
+
+    yield make
+    for source in made:
+        source.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _served(sandbox, path: str) -> list[dict]:
+    return sandbox.server.requests_to(path)
+
+
+# --- parse_retry_after ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, expected", [("2", 2.0), ("0", 0.0), (" 7 ", 7.0), ("120", 120.0)])
+def test_parse_retry_after_seconds(value, expected):
+    assert parse_retry_after(value) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3", "Wed, 99 Foo 2015"])
+def test_parse_retry_after_unusable_values_are_none(value):
+    assert parse_retry_after(value) is None
+
+
+def test_parse_retry_after_http_date_in_the_future():
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    wait = parse_retry_after(email.utils.format_datetime(when, usegmt=True))
+    # The date form has whole seconds: the wait is 29-30 s minus the few ms this test takes.
+    assert 28.5 < wait <= 30.0
+
+
+def test_parse_retry_after_http_date_in_the_past_is_zero():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_parse_retry_after_http_date_without_zone_is_utc():
+    when = datetime.now(timezone.utc) + timedelta(seconds=40)
+    # "-0000" makes parsedate_to_datetime return a naive time: it must be read as UTC.
+    wait = parse_retry_after(email.utils.format_datetime(when.replace(tzinfo=None)))
+    assert 38.5 < wait <= 40.0
+
+
+# --- RateLimiter and shared_limiter ------------------------------------------
+
+
+def test_rate_limiter_spaces_calls_evenly():
+    clock = FakeClock()
+    limiter = RateLimiter(4.0, clock=clock, sleep=clock.sleep)
+    passed = []
+    for _ in range(5):
+        limiter.wait()
+        passed.append(clock())
+    assert passed == pytest.approx([100.0, 100.25, 100.5, 100.75, 101.0])
+    assert clock.sleeps == pytest.approx([0.25] * 4)
+
+
+def test_rate_limiter_does_not_sleep_after_an_idle_gap_and_saves_no_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(2.0, clock=clock, sleep=clock.sleep)
+    limiter.wait()
+    clock.now += 10.0  # idle far longer than the interval
+    limiter.wait()
+    assert clock.sleeps == []
+    limiter.wait()  # but the idle time is not a credit for a burst
+    assert clock.sleeps == pytest.approx([0.5])
+
+
+def test_rate_limiter_gives_each_thread_its_own_slot():
+    clock = FakeClock(start=0.0)
+    recorded: list[float] = []
+    lock = threading.Lock()
+
+    def sleep(seconds):  # the clock stands still: every thread asks at t=0
+        with lock:
+            recorded.append(seconds)
+
+    limiter = RateLimiter(10.0, clock=clock, sleep=sleep)
+    threads = [threading.Thread(target=limiter.wait) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # One thread goes at once, the other nine at 0.1, 0.2 ... 0.9: no two share a slot.
+    assert sorted(recorded) == pytest.approx([0.1 * i for i in range(1, 10)])
+
+
+def test_shared_limiter_is_one_per_source():
+    a = shared_limiter("test-shared-a", 5.0)
+    assert shared_limiter("test-shared-a", 5.0) is a
+    assert shared_limiter("test-shared-b", 5.0) is not a
+    assert a.interval == pytest.approx(0.2)
+
+
+@pytest.mark.integration
+def test_clients_of_one_source_share_one_budget(sandbox, make_source, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setitem(http._limiters, ("test-budget", 2.0), RateLimiter(2.0, clock=clock, sleep=clock.sleep))
+    first = make_source(sandbox.url, name="test-budget", rate_limit=2.0)
+    second = make_source(sandbox.url, name="test-budget", rate_limit=2.0)
+    for source in (first, second, first, second):
+        assert source.get(LATEST).status_code == 200
+    # Four calls from two clients, one budget of 2/s: 0.5 s between each.
+    assert clock.sleeps == pytest.approx([0.5, 0.5, 0.5])
+    assert clock() == pytest.approx(101.5)
+
+
+@pytest.mark.integration
+def test_retries_also_wait_for_the_rate_limit(sandbox, make_source, monkeypatch, sleeps):
+    clock = FakeClock()
+    monkeypatch.setitem(http._limiters, ("test-budget-retry", 4.0), RateLimiter(4.0, clock=clock, sleep=clock.sleep))
+    source = make_source(sandbox.url, name="test-budget-retry", rate_limit=4.0, retries=3)
+    sandbox.inject(Fault(LATEST, "500", times=2))
+    assert source.get(LATEST).status_code == 200
+    assert len(_served(sandbox, LATEST)) == 3
+    assert clock.sleeps == pytest.approx([0.25, 0.25])  # three tries, each through the limiter
+    assert len(sleeps) == 2  # and the backoff between them, separately
+
+
+# --- successes and headers ----------------------------------------------------
+
+
+@pytest.mark.integration
+def test_get_json_returns_the_decoded_answer_in_one_request(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url + "/")  # a trailing slash on the base is harmless
+    body = source.get_json(LATEST)
+    assert body["status"] == "ok"
+    assert body["prices"]["btc"]["last"] == "130487.34"
+    assert [r["path"] for r in _served(sandbox, "/pubapi")] == [LATEST]
+    assert sleeps == []
+
+
+@pytest.mark.integration
+def test_requests_carry_user_agent_accept_extra_headers_and_params(sandbox, make_source):
+    seen = []
+
+    def echo(request, match):
+        seen.append(request)
+        return Response(body={"status": "ok"})
+
+    sandbox.server.route("GET", r"/echo", echo)
+    source = make_source(sandbox.url, headers={"X-Extra": "yes"})
+    source.get_json("/echo", {"coin": "btc", "limit": 5})
+    (request,) = seen
+    assert request.headers["user-agent"] == USER_AGENT
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["x-extra"] == "yes"
+    assert request.query == {"coin": ["btc"], "limit": ["5"]}
+
+
+# --- 429 and Retry-After ------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_429_with_retry_after_seconds_sleeps_exactly_that(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4)
+    sandbox.inject(Fault(LATEST, "429", times=2, retry_after=2))
+    assert source.get_json(LATEST)["status"] == "ok"
+    assert sleeps == [2.0, 2.0]
+    assert [r["status"] for r in _served(sandbox, LATEST)] == [429, 429, 200]
+
+
+@pytest.mark.integration
+def test_429_with_retry_after_http_date_sleeps_until_then(sandbox, make_source, sleeps):
+    calls = []
+
+    def dated_429(request, match):
+        calls.append(request)
+        if len(calls) == 1:
+            when = datetime.now(timezone.utc) + timedelta(seconds=20)
+            headers = {"Retry-After": email.utils.format_datetime(when, usegmt=True)}
+            return Response(429, {"status": "error", "message": "slow down"}, headers)
+        return Response(body={"status": "ok"})
+
+    sandbox.server.route("GET", r"/dated", dated_429)
+    source = make_source(sandbox.url)
+    assert source.get_json("/dated") == {"status": "ok"}
+    assert len(calls) == 2
+    (wait,) = sleeps
+    assert 18.5 < wait <= 20.0
+
+
+@pytest.mark.integration
+def test_429_without_retry_after_backs_off_with_jitter(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4, backoff=0.1)
+    sandbox.inject(Fault(LATEST, "429", times=3))
+    assert source.get(LATEST).status_code == 200
+    assert len(sleeps) == 3
+    for attempt, wait in enumerate(sleeps):
+        assert 0 <= wait <= 0.1 * 2**attempt
+
+
+@pytest.mark.integration
+def test_persistent_429_ends_in_source_throttled_after_all_tries(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=3)
+    sandbox.inject(Fault(LATEST, "429", times=0, retry_after=1))
+    with pytest.raises(SourceThrottled) as caught:
+        source.get(LATEST)
+    assert len(_served(sandbox, LATEST)) == 4  # 1 + retries
+    assert sleeps == [1.0, 1.0, 1.0]  # no sleep after the last try
+    assert "429 after 4 tries" in str(caught.value)
+
+
+@pytest.mark.integration
+def test_retry_after_over_the_maximum_fails_fast_without_sleeping(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4)
+    sandbox.inject(Fault(LATEST, "429", times=0, retry_after=3600))
+    started = time.monotonic()
+    with pytest.raises(SourceThrottled) as caught:
+        source.get(LATEST)
+    assert time.monotonic() - started < 1.0
+    assert sleeps == []
+    assert len(_served(sandbox, LATEST)) == 1
+    assert "3600" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_retry_after_at_the_maximum_is_still_honoured(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url)
+    sandbox.inject(Fault(LATEST, "429", times=1, retry_after=MAX_RETRY_AFTER))
+    assert source.get(LATEST).status_code == 200
+    assert sleeps == [MAX_RETRY_AFTER]
+
+
+@pytest.mark.integration
+def test_retry_after_http_date_over_the_maximum_fails_fast(sandbox, make_source, sleeps):
+    def far_429(request, match):
+        when = datetime.now(timezone.utc) + timedelta(hours=2)
+        return Response(429, {"status": "error"}, {"Retry-After": email.utils.format_datetime(when, usegmt=True)})
+
+    sandbox.server.route("GET", r"/far", far_429)
+    source = make_source(sandbox.url)
+    with pytest.raises(SourceThrottled):
+        source.get("/far")
+    assert sleeps == []
+    assert len(_served(sandbox, "/far")) == 1
+
+
+# --- 5xx, disconnects, timeouts -------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["500", "502", "503"])
+def test_persistent_5xx_retries_then_source_unavailable(sandbox, make_source, sleeps, kind):
+    source = make_source(sandbox.url, retries=3, backoff=0.1)
+    sandbox.inject(Fault(LATEST, kind, times=0))
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    served = _served(sandbox, LATEST)
+    assert len(served) == 4  # 1 + retries
+    assert {r["status"] for r in served} == {int(kind)}
+    assert f"HTTP {kind}" in caught.value.reason
+    assert len(sleeps) == 3
+    for attempt, wait in enumerate(sleeps):
+        assert 0 <= wait <= 0.1 * 2**attempt
+
+
+@pytest.mark.integration
+def test_transient_5xx_is_mended_by_a_retry(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url)
+    sandbox.inject(Fault(LATEST, "502", times=1))
+    assert source.get_json(LATEST)["status"] == "ok"
+    assert [r["status"] for r in _served(sandbox, LATEST)] == [502, 200]
+    assert len(sleeps) == 1
+
+
+@pytest.mark.integration
+def test_backoff_is_full_jitter_on_a_doubling_cap(sandbox, make_source, sleeps, monkeypatch):
+    ranges = []
+
+    def uniform(low, high):
+        ranges.append((low, high))
+        return high
+
+    monkeypatch.setattr(http.random, "uniform", uniform)
+    source = make_source(sandbox.url, retries=4, backoff=0.1)
+    sandbox.inject(Fault(LATEST, "503", times=0))
+    with pytest.raises(SourceUnavailable):
+        source.get(LATEST)
+    assert [low for low, _ in ranges] == [0, 0, 0, 0]
+    assert [high for _, high in ranges] == pytest.approx([0.1, 0.2, 0.4, 0.8])
+    assert sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])
+
+
+@pytest.mark.integration
+def test_backoff_waits_vary(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=6, backoff=1.0)
+    sandbox.inject(Fault(LATEST, "500", times=0))
+    with pytest.raises(SourceUnavailable):
+        source.get(LATEST)
+    assert len(sleeps) == 6
+    assert all(0 <= wait <= 2**attempt for attempt, wait in enumerate(sleeps))
+    assert len(set(sleeps)) > 1  # jittered, not a fixed schedule
+
+
+@pytest.mark.integration
+def test_persistent_disconnect_retries_then_source_unavailable(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=2)
+    sandbox.inject(Fault(LATEST, "disconnect", times=0))
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert len(_served(sandbox, LATEST)) == 3
+    assert len(sleeps) == 2
+    assert "connection failed" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_transient_disconnect_is_mended_by_a_retry(sandbox, make_source):
+    source = make_source(sandbox.url)
+    sandbox.inject(Fault(LATEST, "disconnect", times=1))
+    assert source.get_json(LATEST)["status"] == "ok"
+    assert [r["fault"] for r in _served(sandbox, LATEST)] == ["disconnect", None]
+
+
+def test_refused_connection_retries_then_source_unavailable(make_source, sleeps):
+    source = make_source(f"http://127.0.0.1:{_free_port()}", retries=2)
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert len(sleeps) == 2
+    assert "connection failed" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_stall_times_out_and_ends_in_source_unavailable(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, timeout=0.3, retries=2)
+    sandbox.inject(Fault(LATEST, "stall", times=0, seconds=2))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    elapsed = time.monotonic() - started
+    assert "timed out after 0.3 s" in caught.value.reason
+    assert len(sleeps) == 2
+    assert 0.85 <= elapsed < 1.9  # three tries of 0.3 s each, never waiting out the stall
+
+
+@pytest.mark.integration
+def test_a_single_stall_is_mended_by_a_retry(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, timeout=0.3, retries=2)
+    sandbox.inject(Fault(LATEST, "stall", times=1, seconds=2))
+    assert source.get_json(LATEST)["status"] == "ok"
+    assert len(sleeps) == 1
+
+
+# --- refusals are not retried ---------------------------------------------------
+
+
+@pytest.mark.integration
+def test_403_is_refused_without_retry(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4)
+    sandbox.inject(Fault(LATEST, "403", times=0))
+    with pytest.raises(SourceRefused) as caught:
+        source.get(LATEST)
+    assert caught.value.status == 403
+    assert "sandbox fault 403" in caught.value.reason  # the source's own message
+    assert len(_served(sandbox, LATEST)) == 1
+    assert sleeps == []
+
+
+@pytest.mark.integration
+def test_400_is_refused_without_retry_with_the_source_message(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4)
+    with pytest.raises(SourceRefused) as caught:
+        source.get_json("/pubapi/v2/latest/nosuchcoin")
+    assert caught.value.status == 400
+    assert caught.value.reason == "HTTP 400: Coin not found"
+    assert len(_served(sandbox, "/pubapi/v2/latest/nosuchcoin")) == 1
+    assert sleeps == []
+
+
+@pytest.mark.integration
+def test_404_is_refused_without_retry(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, retries=4)
+    with pytest.raises(SourceRefused) as caught:
+        source.get("/no/such/path")
+    assert caught.value.status == 404
+    assert len(_served(sandbox, "/no/such")) == 1
+    assert sleeps == []
+
+
+@pytest.mark.integration
+def test_refusal_without_a_json_message_uses_the_reason_phrase(sandbox, make_source):
+    sandbox.server.route("GET", r"/teapot", lambda req, m: Response(418, b"<html>no</html>", content_type="text/html"))
+    source = make_source(sandbox.url)
+    with pytest.raises(SourceRefused) as caught:
+        source.get("/teapot")
+    assert caught.value.status == 418
+    assert caught.value.reason == f"HTTP 418: {HTTPStatus(418).phrase}"
+    assert "<html>" not in str(caught.value)
+
+
+# --- payloads ---------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["malformed", "truncated"])
+def test_bad_json_is_a_payload_error_and_not_retried(sandbox, make_source, sleeps, kind):
+    source = make_source(sandbox.url, retries=4)
+    sandbox.inject(Fault(LATEST, kind, times=1))
+    with pytest.raises(SourcePayloadError) as caught:
+        source.get_json(LATEST)
+    assert "not valid JSON" in caught.value.reason
+    assert caught.value.url == f"{sandbox.url}{LATEST}"
+    assert len(_served(sandbox, LATEST)) == 1
+    assert sleeps == []
+
+
+@pytest.mark.integration
+def test_get_without_json_does_not_judge_the_body(sandbox, make_source):
+    source = make_source(sandbox.url)
+    sandbox.inject(Fault(LATEST, "malformed", times=1))
+    assert source.get(LATEST).text.startswith("<html>")
+
+
+# --- errors name the source and URL, never a secret ----------------------------
+
+
+def _assert_no_secret(exc: SourceError, source: HttpSource, path: str) -> None:
+    texts = [str(exc), repr(exc), exc.url, exc.reason, *map(str, exc.args), "".join(traceback.format_exception(exc))]
+    for text in texts:
+        assert SECRET not in text
+    assert str(exc).startswith(f"{source.name}: ")
+    assert exc.source == source.name
+    assert exc.url == f"{source.base_url}{path}?coin=btc&auth_token=%2A%2A%2A"
+    assert exc.url in str(exc)
+
+
+SECRET_CASES = [
+    ("403", SourceRefused),
+    ("429", SourceThrottled),
+    ("500", SourceUnavailable),
+    ("502", SourceUnavailable),
+    ("503", SourceUnavailable),
+    ("disconnect", SourceUnavailable),
+    ("stall", SourceUnavailable),
+    ("malformed", SourcePayloadError),
+    ("truncated", SourcePayloadError),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind, error", SECRET_CASES, ids=[k for k, _ in SECRET_CASES])
+def test_errors_never_show_a_secret_param(sandbox, make_source, kind, error):
+    source = make_source(sandbox.url, retries=1, timeout=0.3, secret_params={"auth_token"})
+    sandbox.inject(Fault(LATEST, kind, times=0, seconds=2))
+    with pytest.raises(error) as caught:
+        source.get_json(LATEST, {"coin": "btc", "auth_token": SECRET})
+    _assert_no_secret(caught.value, source, LATEST)
+
+
+@pytest.mark.integration
+def test_retry_after_refusal_never_shows_a_secret_param(sandbox, make_source):
+    source = make_source(sandbox.url, secret_params={"auth_token"})
+    sandbox.inject(Fault(LATEST, "429", times=0, retry_after=3600))
+    with pytest.raises(SourceThrottled) as caught:
+        source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
+    _assert_no_secret(caught.value, source, LATEST)
+
+
+@pytest.mark.integration
+def test_400_refusal_never_shows_a_secret_param(sandbox, make_source):
+    source = make_source(sandbox.url, secret_params={"auth_token"})
+    path = "/pubapi/v2/latest/nosuchcoin"
+    with pytest.raises(SourceRefused) as caught:
+        source.get_json(path, {"coin": "btc", "auth_token": SECRET})
+    _assert_no_secret(caught.value, source, path)
+
+
+def test_refused_connection_never_shows_a_secret_param(make_source):
+    source = make_source(f"http://127.0.0.1:{_free_port()}", retries=1, secret_params={"auth_token"})
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
+    _assert_no_secret(caught.value, source, LATEST)
+
+
+@pytest.mark.integration
+def test_the_secret_still_reaches_the_server(sandbox, make_source):
+    seen = []
+    sandbox.server.route("GET", r"/echo", lambda req, m: seen.append(req.query) or Response(body={"status": "ok"}))
+    source = make_source(sandbox.url, secret_params={"auth_token"})
+    source.get("/echo", {"auth_token": SECRET})
+    assert seen == [{"auth_token": [SECRET]}]  # masked only where it is shown
+
+
+def test_shown_url_masks_only_secret_params():
+    source = HttpSource("test-shown", "http://example.invalid/", secret_params=("key", "auth_token"))
+    try:
+        assert source.shown_url("/a") == "http://example.invalid/a"
+        assert source.shown_url("/a", {"key": "k1", "coin": "btc"}) == "http://example.invalid/a?key=%2A%2A%2A&coin=btc"
+    finally:
+        source.close()
+
+
+def test_error_types_form_one_hierarchy():
+    for cls in (SourceUnavailable, SourceThrottled, SourcePayloadError):
+        assert issubclass(cls, SourceError)
+        exc = cls("src", "http://h/p", "why")
+        assert str(exc) == "src: why (http://h/p)"
+    refused = SourceRefused("src", "http://h/p", "HTTP 401: no", 401)
+    assert isinstance(refused, SourceError) and refused.status == 401
+    assert not issubclass(SourceError, httpx.HTTPError)
