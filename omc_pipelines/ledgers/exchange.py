@@ -25,9 +25,9 @@ OBSERVED_AT_TAG = "omc/observed_at"
 CANDLE_CHUNK = timedelta(days=7)
 
 
-def preview(rows: list[dict], limit: int = 10) -> MetadataValue:
+def preview(rows: list[dict] | pd.DataFrame, limit: int = 10) -> MetadataValue:
     """The first rows as a Markdown table for the asset's page in the UI."""
-    frame = pd.DataFrame(rows[:limit])
+    frame = pd.DataFrame(rows).head(limit)
     return MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_no rows_")
 
 
@@ -159,9 +159,9 @@ def _read_frame(conn: sa.Connection, sql: str, time_column: str, start: datetime
 
 
 def _bind_time(conn: sa.Connection, when: datetime):
-    # SQLite stores naive UTC text (see UtcDateTime); compare like with like.
+    # SQLite stores naive UTC text (see UtcDateTime) in this format; compare like with like.
     when = when.astimezone(timezone.utc)
-    return when.replace(tzinfo=None).isoformat(" ") if conn.dialect.name == "sqlite" else when
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else when
 
 
 def _chunks(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -190,7 +190,6 @@ def build_candles(conn: sa.Connection, start: datetime, end: datetime, computed_
         traded = candles_from_trades(trades)
         quoted = candles_from_snapshots(snapshots, traded)
         candles = pd.concat([traded, quoted], ignore_index=True) if not quoted.empty else traded
-        candles["hour_start"] = candles["hour_start"].dt.to_pydatetime()
         rows = candles.assign(computed_at=computed_at).to_dict("records")
         deleted, _ = replace_window(conn, Candle.__table__, "hour_start", chunk_start, chunk_end, rows, CANDLE_KEY)
         counts["deleted"] += deleted
@@ -228,6 +227,6 @@ def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDat
             "window_end": MetadataValue.timestamp(end),
             "candles": counts["from_trades"] + counts["from_snapshots"],
             **counts,
-            "preview": MetadataValue.md(sample.to_markdown(index=False) if not sample.empty else "_no candles_"),
+            "preview": preview(sample),
         }
     )
