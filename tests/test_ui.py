@@ -1,0 +1,121 @@
+"""The whole stack as a user runs it: `dg dev` (web UI and daemon) from the
+repository root, the project's dagster.yaml, the sandbox, a real Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from omc_pipelines.db import get_engine, upgrade
+from omc_pipelines.db.models import PriceSnapshot
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graphql(url: str, query: str) -> dict:
+    response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+@pytest.fixture
+def dagster_dev(tmp_path, sandbox):
+    """`dg dev` with an instance made from the project's dagster.yaml, its storage in tmp_path."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # The project's instance settings (queued runs, 1 s dequeue, telemetry off) with storage here.
+    config = (ROOT / "dagster.yaml").read_text().replace(".omc/dagster", str(tmp_path / "dagster"))
+    (home / "dagster.yaml").write_text(config)
+    database = f"sqlite:///{tmp_path / 'ledger.db'}"
+    upgrade(get_engine(database))
+    port = free_port()
+    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home), "OMC_DATABASE_URL": database,
+           "OMC_COINSPOT_WATCHLIST": "btc,pepe"}
+    dg = str(Path(sys.executable).with_name("dg"))
+    log = open(tmp_path / "dg.log", "w")
+    process = subprocess.Popen([dg, "dev", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, (tmp_path / "dg.log").read_text()
+            time.sleep(0.5)
+        else:
+            pytest.fail("dg dev did not serve within 90 s:\n" + (tmp_path / "dg.log").read_text())
+        yield url, database
+    finally:
+        os.killpg(process.pid, 15)  # dg dev ignores signals unless its whole group gets them
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def chromium():
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is required in CI (.ci/run installs Debian's chromium)", pytrace=False)
+        pytest.skip(f"no {CHROMIUM}: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(dagster_dev, chromium, tmp_path):
+    url, database = dagster_dev
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{url}/asset-groups/exchange@omc_pipelines.definitions")
+    for name in ("coinspot_price_snapshots", "coinspot_trades", "coinspot_hourly_candles"):
+        page.get_by_text(name).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "exchange.png"))
+
+    repositories = graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes "
+                                "{ schedules { name scheduleState { status } } } } } }")
+    states = {s["name"]: s["scheduleState"]["status"]
+              for repo in repositories["repositoriesOrError"]["nodes"] for s in repo["schedules"]}
+    assert states == {"exchange_every_minute": "RUNNING", "exchange_hourly_candles_schedule": "RUNNING"}
+
+    # The minutely schedule's next tick, run by the daemon through the queued coordinator.
+    deadline = time.monotonic() + 150
+    runs = []
+    while time.monotonic() < deadline:
+        runs = graphql(url, '{ runsOrError(filter: {pipelineName: "exchange_market_data"}) '
+                            "{ ... on Runs { results { status tags { key value } } } } }")["runsOrError"]["results"]
+        if any(r["status"] in ("SUCCESS", "FAILURE") for r in runs):
+            break
+        time.sleep(2)
+    assert [r["status"] for r in runs][-1:] == ["SUCCESS"], runs
+    tick = next(t["value"] for t in runs[-1]["tags"] if t["key"] == "omc/observed_at")
+    with get_engine(database).connect() as conn:
+        observed = conn.execute(sa.select(PriceSnapshot.observed_at).distinct()).scalars().all()
+        coins = set(conn.execute(sa.select(PriceSnapshot.coin)).scalars())
+    assert [o.isoformat() for o in observed] == [tick]
+    assert {"btc", "pepe"} <= coins
+
+    page.goto(f"{url}/assets/coinspot_price_snapshots?view=checks")
+    page.get_by_text("prices_positive").first.wait_for(timeout=30_000)
