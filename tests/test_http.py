@@ -108,7 +108,17 @@ def test_parse_retry_after_http_date_in_the_past_is_zero():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
-def test_parse_retry_after_http_date_without_zone_is_utc():
+@pytest.fixture
+def local_time_far_from_utc(monkeypatch):
+    """Local time at UTC+14, so that reading a time as local instead of UTC shows."""
+    monkeypatch.setenv("TZ", "XXX-14")  # POSIX form: needs no tz database
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_parse_retry_after_http_date_without_zone_is_utc(local_time_far_from_utc):
     when = datetime.now(timezone.utc) + timedelta(seconds=40)
     # "-0000" makes parsedate_to_datetime return a naive time: it must be read as UTC.
     wait = parse_retry_after(email.utils.format_datetime(when.replace(tzinfo=None)))
@@ -140,12 +150,27 @@ def test_rate_limiter_does_not_sleep_after_an_idle_gap_and_saves_no_burst():
     assert clock.sleeps == pytest.approx([0.5])
 
 
+class SlowReading(float):
+    """A clock reading that is slow to compare: between reading the next free slot
+    and taking it, threads that nothing keeps apart would all see the same slot."""
+
+    def __lt__(self, other):
+        time.sleep(0.002)
+        return float(self) < other
+
+    def __gt__(self, other):
+        time.sleep(0.002)
+        return float(self) > other
+
+
 def test_rate_limiter_gives_each_thread_its_own_slot():
-    clock = FakeClock(start=0.0)
     recorded: list[float] = []
     lock = threading.Lock()
 
-    def sleep(seconds):  # the clock stands still: every thread asks at t=0
+    def clock():  # the clock stands still at t=0: every thread asks at once
+        return SlowReading(0.0)
+
+    def sleep(seconds):
         with lock:
             recorded.append(seconds)
 

@@ -44,7 +44,8 @@ class CoinSpotMarket:
         }
         books = {p.stem: json.loads(p.read_text()) for p in sorted((RECORDINGS / "orders_completed").glob("*.json"))}
         newest = max(_parse_iso(o["solddate"]) for b in books.values() for s in ("buyorders", "sellorders") for o in b[s])
-        anchor = (now or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+        # The hour is UTC's: a clock in a half-hour zone (India, +05:30) must not anchor at :30.
+        anchor = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
         shift = anchor - newest
         self.trades: dict[str, dict[str, list[dict[str, Any]]]] = {
             coin: {

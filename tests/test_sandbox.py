@@ -1,0 +1,465 @@
+"""The sandbox itself: CoinSpot's routes in CoinSpot's shape, faults, the control API.
+
+Talked to with plain httpx, the way a person or another process would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from omc_pipelines import settings
+from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
+from omc_pipelines.sandbox.coinspot import RECORDINGS, CoinSpotMarket
+
+API = "/pubapi/v2"
+
+
+@pytest.fixture
+def client(sandbox):
+    with httpx.Client(base_url=sandbox.url, timeout=5.0) as c:
+        yield c
+
+
+def _recorded(name: str) -> dict:
+    return json.loads((RECORDINGS / name).read_text())
+
+
+def _log(client: httpx.Client) -> list[dict]:
+    """The served requests, control calls left out."""
+    return [r for r in client.get("/_sandbox/requests").json() if not r["path"].startswith("/_sandbox")]
+
+
+def _iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --- CoinSpot's routes ------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_latest_in_coinspot_shape(client):
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["status"], body["message"]) == ("ok", "ok")
+    assert body["prices"] == _recorded("latest.json")["prices"]
+    assert body["prices"]["btc"] == {"bid": "130226.37", "ask": "130748.31", "last": "130487.34"}
+    assert body["prices"]["btc_usdt"]["last"] == "85285.843"
+    assert body["prices"]["ape_usdt"]["bid"] == "NaN"
+    assert isinstance(body["prices"]["doge"]["bid"], float)
+    assert "pepe" not in body["prices"]
+
+
+@pytest.mark.integration
+def test_latest_coin_and_market(client):
+    assert client.get(f"{API}/latest/btc").json() == {
+        "status": "ok", "message": "ok", "prices": {"bid": "130226.37", "ask": "130748.31", "last": "130487.34"},
+    }
+    assert client.get(f"{API}/latest/BTC").json()["prices"]["last"] == "130487.34"
+    assert client.get(f"{API}/latest/pepe").json() == _recorded("latest/pepe.json")
+    assert client.get(f"{API}/latest/btc/usdt").json()["prices"]["last"] == "85285.843"
+    assert client.get(f"{API}/latest/btc/aud").json()["prices"]["last"] == "130487.34"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", ["/latest/notacoin", "/latest/pepe/usdt", "/buyprice/notacoin", "/orders/completed/notacoin"])
+def test_unknown_coin_is_coinspots_400(client, path):
+    response = client.get(API + path)
+    assert response.status_code == 400
+    assert response.json() == {"status": "error", "message": "Coin not found"}
+
+
+@pytest.mark.integration
+def test_buy_and_sell_price(client):
+    assert client.get(f"{API}/buyprice/btc").json() == {"status": "ok", "message": "ok", "rate": "130748.31", "market": "BTC/AUD"}
+    assert client.get(f"{API}/sellprice/btc").json()["rate"] == "130226.37"
+    pepe = client.get(f"{API}/buyprice/pepe").json()
+    assert pepe == {"status": "ok", "message": "ok", "rate": "0.00003044", "market": "PEPE/AUD"}
+
+
+@pytest.mark.integration
+def test_completed_orders_in_coinspot_shape(client):
+    body = client.get(f"{API}/orders/completed/btc").json()
+    recorded = _recorded("orders_completed/btc.json")
+    assert body["status"] == "ok"
+    assert len(body["buyorders"]) == len(recorded["buyorders"]) == 24
+    assert len(body["sellorders"]) == 24
+    for got, want in zip(body["buyorders"] + body["sellorders"], recorded["buyorders"] + recorded["sellorders"]):
+        assert set(got) == {"amount", "rate", "total", "coin", "market", "solddate"}
+        assert {k: got[k] for k in ("amount", "rate", "total", "coin", "market")} == {
+            k: want[k] for k in ("amount", "rate", "total", "coin", "market")
+        }
+        assert got["solddate"].endswith("Z") and len(got["solddate"]) == len("2026-01-02T03:04:05.000Z")
+
+
+@pytest.mark.integration
+def test_completed_orders_of_a_listed_coin_without_trades(client):
+    body = client.get(f"{API}/orders/completed/ltc").json()
+    assert body == {"status": "ok", "message": "ok", "buyorders": [], "sellorders": []}
+
+
+@pytest.mark.integration
+def test_unknown_path_is_404_and_a_wrong_method_is_not_served(client):
+    response = client.get("/nothing/here")
+    assert response.status_code == 404
+    assert response.json()["status"] == "error"
+    response = client.post(f"{API}/latest")
+    assert 400 <= response.status_code < 500
+    assert "prices" not in response.json()
+
+
+# --- the control API ----------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_control_prices_moves_a_price(client):
+    response = client.post("/_sandbox/coinspot/prices", json={"coin": "btc", "last": "140000", "ask": 140100})
+    assert response.json() == {"status": "ok"}
+    btc = client.get(f"{API}/latest").json()["prices"]["btc"]
+    assert btc == {"bid": "130226.37", "ask": 140100, "last": "140000"}
+    assert client.get(f"{API}/buyprice/btc").json()["rate"] == 140100
+
+
+@pytest.mark.integration
+def test_control_prices_non_aud_market(client):
+    client.post("/_sandbox/coinspot/prices", json={"coin": "eth", "market": "USDT", "last": "3100"})
+    assert client.get(f"{API}/latest").json()["prices"]["eth_usdt"]["last"] == "3100"
+    assert client.get(f"{API}/latest/eth/usdt").json()["prices"]["last"] == "3100"
+
+
+@pytest.mark.integration
+def test_control_prices_new_coin_is_listed_but_off_the_summary(client):
+    client.post("/_sandbox/coinspot/prices", json={"coin": "NEWC", "bid": "0.9", "ask": "1.1", "last": "1.0"})
+    assert client.get(f"{API}/latest/newc").json() == {
+        "status": "ok", "message": "ok", "prices": {"bid": "0.9", "ask": "1.1", "last": "1.0"},
+    }
+    assert "newc" not in client.get(f"{API}/latest").json()["prices"]
+    assert client.get(f"{API}/buyprice/newc").json()["rate"] == "1.1"
+    # listed: its (empty) trade history answers instead of "Coin not found"
+    assert client.get(f"{API}/orders/completed/newc").json()["buyorders"] == []
+
+
+@pytest.mark.integration
+def test_control_prices_new_coin_can_join_the_summary(client):
+    client.post("/_sandbox/coinspot/prices", json={"coin": "newd", "last": "2", "in_summary": True})
+    assert client.get(f"{API}/latest").json()["prices"]["newd"] == {"last": "2"}
+
+
+@pytest.mark.integration
+def test_set_price_of_a_new_coin_in_process(sandbox, client):
+    sandbox.coinspot.set_price("fresh", bid="5", ask="6", last="5.5")
+    assert client.get(f"{API}/latest/fresh").json()["prices"] == {"bid": "5", "ask": "6", "last": "5.5"}
+    assert "fresh" not in client.get(f"{API}/latest").json()["prices"]
+    assert sandbox.coinspot.is_listed("fresh")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("body", [{"last": "1"}, {"coin": "btc", "colour": "red"}, ["btc"]])
+def test_control_prices_bad_requests_are_400(client, body):
+    response = client.post("/_sandbox/coinspot/prices", json=body)
+    assert response.status_code == 400
+    assert response.json()["status"] == "error"
+    assert client.get(f"{API}/latest").json()["prices"]["btc"]["last"] == "130487.34"
+
+
+@pytest.mark.integration
+def test_control_trades_adds_the_newest_trade(client):
+    response = client.post(
+        "/_sandbox/coinspot/trades",
+        json={"coin": "btc", "side": "sell", "amount": 0.5, "rate": 100000.0, "sold_at": "2031-01-02T03:04:05.000Z"},
+    )
+    order = response.json()["order"]
+    assert order == {
+        "amount": 0.5, "rate": 100000.0, "total": 50000.0, "coin": "BTC", "market": "BTC/AUD",
+        "solddate": "2031-01-02T03:04:05.000Z",
+    }
+    book = client.get(f"{API}/orders/completed/btc").json()
+    assert book["sellorders"][0] == order
+    assert len(book["sellorders"]) == 25 and len(book["buyorders"]) == 24
+
+
+@pytest.mark.integration
+def test_control_trades_for_a_coin_without_history(client):
+    client.post("/_sandbox/coinspot/trades", json={"coin": "ltc", "amount": 2, "rate": 150, "market": "usdt"})
+    book = client.get(f"{API}/orders/completed/ltc").json()
+    (order,) = book["buyorders"]  # side defaults to buy
+    assert order["market"] == "LTC/USDT" and order["total"] == 300
+    # without sold_at, the trade is now
+    assert abs(_iso(order["solddate"]) - datetime.now(timezone.utc)) < timedelta(seconds=10)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("body", [{"coin": "btc", "side": "hold", "amount": 1, "rate": 1}, {"coin": "btc", "amount": 1}])
+def test_control_trades_bad_requests_are_400(client, body):
+    response = client.post("/_sandbox/coinspot/trades", json=body)
+    assert response.status_code == 400
+    assert len(client.get(f"{API}/orders/completed/btc").json()["buyorders"]) == 24
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_fault_with_times_2_hits_twice_then_clears(client):
+    response = client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "503", "times": 2})
+    assert response.json() == {"status": "ok"}
+    statuses = [client.get(f"{API}/latest").status_code for _ in range(4)]
+    assert statuses == [503, 503, 200, 200]
+    assert [(r["status"], r["fault"]) for r in _log(client)] == [(503, "503"), (503, "503"), (200, None), (200, None)]
+
+
+@pytest.mark.integration
+def test_fault_matches_a_path_prefix_only(client):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "500", "times": 0})
+    assert client.get(f"{API}/latest").status_code == 500
+    assert client.get(f"{API}/latest/pepe").status_code == 500
+    assert client.get(f"{API}/orders/completed/btc").status_code == 200
+    assert client.get("/_sandbox/requests").status_code == 200  # the control API is never faulted
+
+
+@pytest.mark.integration
+def test_fault_until_cleared_then_delete(client):
+    client.post("/_sandbox/faults", json={"path": API, "kind": "403", "times": 0})
+    assert [client.get(f"{API}/latest").status_code for _ in range(3)] == [403, 403, 403]
+    assert client.delete("/_sandbox/faults").json() == {"status": "ok"}
+    assert client.get(f"{API}/latest").status_code == 200
+
+
+@pytest.mark.integration
+def test_a_catch_all_fault_leaves_the_control_api_working(client):
+    client.post("/_sandbox/faults", json={"path": "/", "kind": "503", "times": 0})
+    assert client.get(f"{API}/latest").status_code == 503
+    assert client.get("/_sandbox/requests").status_code == 200
+    assert client.post("/_sandbox/coinspot/prices", json={"coin": "btc", "last": "1"}).status_code == 200
+    assert client.delete("/_sandbox/faults").status_code == 200
+    assert client.get(f"{API}/latest").json()["prices"]["btc"]["last"] == "1"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["429", "403", "500", "502", "503"])
+def test_status_faults_answer_in_coinspot_error_shape(client, kind):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": kind})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == int(kind)
+    assert response.json() == {"status": "error", "message": f"sandbox fault {kind}"}
+    assert "retry-after" not in response.headers
+
+
+@pytest.mark.integration
+def test_429_fault_carries_retry_after(client):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "429", "retry_after": 2})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "2"
+
+
+@pytest.mark.integration
+def test_malformed_fault_is_html_labelled_json(client):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "malformed"})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 200
+    assert response.text.startswith("<html>")
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+
+
+@pytest.mark.integration
+def test_truncated_fault_cuts_the_real_body_in_half(client):
+    whole = client.get(f"{API}/latest").content
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "truncated"})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 200
+    assert response.content == whole[: len(whole) // 2]
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+@pytest.mark.integration
+def test_disconnect_fault_closes_without_an_answer(sandbox, client):
+    sandbox.inject(Fault(f"{API}/latest", "disconnect"))
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get(f"{API}/latest")
+    assert client.get(f"{API}/latest").status_code == 200  # once only
+    assert [r["fault"] for r in sandbox.server.requests_to(API)] == ["disconnect", None]
+
+
+@pytest.mark.integration
+def test_stall_fault_outlasts_a_short_timeout(sandbox, client):
+    sandbox.inject(Fault(f"{API}/latest", "stall", seconds=2))
+    with pytest.raises(httpx.ReadTimeout):
+        client.get(f"{API}/latest", timeout=0.2)
+    assert client.get(f"{API}/latest").status_code == 200  # the stall was used up
+
+
+@pytest.mark.integration
+def test_stall_ends_with_a_503_when_waited_out(client):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "stall", "seconds": 0.2})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 503
+    assert response.json()["message"] == "sandbox stall ended"
+
+
+@pytest.mark.integration
+def test_stop_releases_a_stall():
+    box = Sandbox().start()
+    try:
+        box.inject(Fault(f"{API}/latest", "stall", seconds=30))
+        with httpx.Client(base_url=box.url) as c, pytest.raises(httpx.ReadTimeout):
+            c.get(f"{API}/latest", timeout=0.2)
+    finally:
+        started = time.monotonic()
+        box.stop()
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"path": API, "kind": "418"}, "unknown fault kind '418'"),
+        ({"path": API, "kind": "slow"}, "unknown fault kind 'slow'"),
+        ({"path": API, "kind": "429", "colour": "red"}, "colour"),
+        ({"kind": "429"}, "path"),
+    ],
+)
+def test_bad_fault_is_400_and_not_installed(client, body, words):
+    response = client.post("/_sandbox/faults", json=body)
+    assert response.status_code == 400
+    assert response.json()["status"] == "error"
+    assert words in response.json()["message"]
+    assert client.get(f"{API}/latest").status_code == 200
+
+
+@pytest.mark.integration
+def test_fault_body_that_is_not_json_is_400(client):
+    response = client.post("/_sandbox/faults", content=b"kind=429", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_fault_kinds_are_checked_in_process_too():
+    assert set(FAULT_KINDS) == {"429", "403", "500", "502", "503", "stall", "malformed", "truncated", "disconnect"}
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        Fault("/x", "404")
+
+
+# --- the request log and reset -----------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_request_log_over_http(client):
+    client.get(f"{API}/latest")
+    client.get(f"{API}/latest/notacoin")
+    client.post("/_sandbox/faults", json={"path": f"{API}/buyprice", "kind": "502"})
+    client.get(f"{API}/buyprice/btc")
+    log = _log(client)
+    assert [(r["method"], r["path"], r["status"], r["fault"]) for r in log] == [
+        ("GET", f"{API}/latest", 200, None),
+        ("GET", f"{API}/latest/notacoin", 400, None),
+        ("GET", f"{API}/buyprice/btc", 502, "502"),
+    ]
+    times = [r["at"] for r in log]
+    assert times == sorted(times)
+    # the control calls are logged too
+    assert ("POST", "/_sandbox/faults") in {(r["method"], r["path"]) for r in client.get("/_sandbox/requests").json()}
+
+
+@pytest.mark.integration
+def test_reset_restores_the_recorded_world(sandbox, client):
+    client.post("/_sandbox/coinspot/prices", json={"coin": "btc", "last": "1"})
+    client.post("/_sandbox/coinspot/prices", json={"coin": "newc", "last": "1"})
+    client.post("/_sandbox/coinspot/trades", json={"coin": "btc", "amount": 1, "rate": 1})
+    client.post("/_sandbox/faults", json={"path": f"{API}/orders", "kind": "500", "times": 0})
+    client.get(f"{API}/latest")
+
+    assert client.post("/_sandbox/reset").json() == {"status": "ok"}
+
+    assert _log(client) == []
+    assert client.get(f"{API}/latest").json()["prices"]["btc"]["last"] == "130487.34"
+    assert client.get(f"{API}/latest/newc").status_code == 400
+    book = client.get(f"{API}/orders/completed/btc")
+    assert book.status_code == 200  # the fault is gone
+    assert len(book.json()["buyorders"]) == 24
+    assert client.get(f"{API}/latest/pepe").json() == _recorded("latest/pepe.json")
+
+
+@pytest.mark.integration
+def test_env_points_every_source_here(sandbox):
+    env = sandbox.env()
+    assert env[settings.COINSPOT_URL] == sandbox.url
+    assert set(env.values()) == {sandbox.url}
+    assert sandbox.url.startswith("http://127.0.0.1:")
+
+
+# --- recorded trade times ----------------------------------------------------------------
+
+
+def _all_times(market: CoinSpotMarket) -> dict[str, list[datetime]]:
+    return {
+        coin: [_iso(o["solddate"]) for side in ("buyorders", "sellorders") for o in book[side]]
+        for coin, book in market.trades.items()
+    }
+
+
+def test_recorded_times_move_so_the_newest_is_at_the_start_of_the_hour():
+    now = datetime(2031, 3, 4, 5, 47, 12, 345678, tzinfo=timezone.utc)
+    market = CoinSpotMarket(now=now)
+    times = _all_times(market)
+    assert max(t for ts in times.values() for t in ts) == datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
+    assert set(times) == {p.stem for p in (RECORDINGS / "orders_completed").glob("*.json")}
+
+
+def test_recorded_times_move_as_one_block():
+    market = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 47, tzinfo=timezone.utc))
+    moved = _all_times(market)
+    books = {coin: _recorded(f"orders_completed/{coin}.json") for coin in moved}
+    recorded = {coin: [_iso(o["solddate"]) for side in ("buyorders", "sellorders") for o in book[side]] for coin, book in books.items()}
+    shifts = {m - r for coin in moved for m, r in zip(moved[coin], recorded[coin], strict=True)}
+    assert len(shifts) == 1  # every trade moved by the same amount: spacing and order kept
+
+
+def test_recorded_times_are_served_in_coinspots_format():
+    market = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 47, tzinfo=timezone.utc))
+    newest = max(
+        (o["solddate"] for book in market.trades.values() for side in book.values() for o in side),
+        key=_iso,
+    )
+    assert newest == "2031-03-04T05:00:00.000Z"
+
+
+def test_two_sandboxes_in_the_same_hour_serve_identical_trades():
+    early = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 1, tzinfo=timezone.utc))
+    late = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 59, 59, tzinfo=timezone.utc))
+    next_hour = CoinSpotMarket(now=datetime(2031, 3, 4, 6, 0, tzinfo=timezone.utc))
+    assert early.trades == late.trades
+    assert early.trades != next_hour.trades
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2031, 3, 4, 15, 47, tzinfo=timezone(timedelta(hours=10))),  # Sydney
+        datetime(2031, 3, 4, 11, 17, tzinfo=timezone(timedelta(hours=5, minutes=30))),  # India: a half-hour offset
+    ],
+    ids=["sydney", "india"],
+)
+def test_the_clock_may_be_in_another_timezone(now):
+    market = CoinSpotMarket(now=now)
+    # 05:47 UTC either way: the anchor is the start of the UTC hour, not the local one
+    assert max(t for ts in _all_times(market).values() for t in ts) == datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.integration
+def test_live_sandbox_newest_trade_is_at_the_start_of_the_current_utc_hour(client):
+    newest = max(
+        _iso(o["solddate"])
+        for coin in ("ada", "btc", "doge", "eth", "pepe", "sol", "xrp")
+        for side in ("buyorders", "sellorders")
+        for o in client.get(f"{API}/orders/completed/{coin}").json()[side]
+    )
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    assert newest in {hour, hour - timedelta(hours=1)}  # the latter only if the hour turned since the start
