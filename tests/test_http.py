@@ -189,12 +189,24 @@ def test_shared_limiter_is_one_per_source():
     assert shared_limiter("test-shared-a", 5.0) is a
     assert shared_limiter("test-shared-b", 5.0) is not a
     assert a.interval == pytest.approx(0.2)
+    # A client asking for more does not loosen the budget; one asking for less tightens it.
+    assert shared_limiter("test-shared-a", 50.0) is a and a.interval == pytest.approx(0.2)
+    assert shared_limiter("test-shared-a", 1.0) is a and a.interval == pytest.approx(1.0)
+
+
+def test_source_errors_survive_pickling():
+    import pickle
+
+    for error in (SourceUnavailable("s", "u", "r"), SourceRefused("s", "u", "r", 404)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert (type(copy), str(copy), copy.url) == (type(error), str(error), "u")
+    assert pickle.loads(pickle.dumps(SourceRefused("s", "u", "r", 404))).status == 404
 
 
 @pytest.mark.integration
 def test_clients_of_one_source_share_one_budget(sandbox, make_source, monkeypatch):
     clock = FakeClock()
-    monkeypatch.setitem(http._limiters, ("test-budget", 2.0), RateLimiter(2.0, clock=clock, sleep=clock.sleep))
+    monkeypatch.setitem(http._limiters, "test-budget", RateLimiter(2.0, clock=clock, sleep=clock.sleep))
     first = make_source(sandbox.url, name="test-budget", rate_limit=2.0)
     second = make_source(sandbox.url, name="test-budget", rate_limit=2.0)
     for source in (first, second, first, second):
@@ -207,7 +219,7 @@ def test_clients_of_one_source_share_one_budget(sandbox, make_source, monkeypatc
 @pytest.mark.integration
 def test_retries_also_wait_for_the_rate_limit(sandbox, make_source, monkeypatch, sleeps):
     clock = FakeClock()
-    monkeypatch.setitem(http._limiters, ("test-budget-retry", 4.0), RateLimiter(4.0, clock=clock, sleep=clock.sleep))
+    monkeypatch.setitem(http._limiters, "test-budget-retry", RateLimiter(4.0, clock=clock, sleep=clock.sleep))
     source = make_source(sandbox.url, name="test-budget-retry", rate_limit=4.0, retries=3)
     sandbox.inject(Fault(LATEST, "500", times=2))
     assert source.get(LATEST).status_code == 200

@@ -8,6 +8,7 @@ to all of them: faults that hit any path prefix, a log of the requests served, a
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -202,7 +203,8 @@ class SandboxServer:
 
     def _faulty(self, fault: Fault) -> Response | None:
         if fault.kind in ("429", "403", "500", "502", "503"):
-            headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+            # Retry-After carries whole seconds (or an HTTP date), never "0.5" or "1e+06".
+            headers = {"Retry-After": str(math.ceil(fault.retry_after))} if fault.retry_after is not None else {}
             return Response(int(fault.kind), {"status": "error", "message": f"sandbox fault {fault.kind}"}, headers)
         if fault.kind == "stall":
             self._stop.wait(fault.seconds)

@@ -83,7 +83,7 @@ class _Payload:
     def number(self, value: Any, where: str) -> float:
         number = self.price(value, where)
         if number is None:
-            raise self.fail(f"{where} is missing")
+            raise self.fail(f"{where} is missing or NaN")
         return number
 
     def time(self, value: Any, where: str) -> datetime:

@@ -34,6 +34,10 @@ class SourceError(Exception):
         self.source, self.url, self.reason = source, url, reason
         super().__init__(f"{source}: {reason} ({url})")
 
+    def __reduce__(self):
+        # Errors may cross a process boundary (Dagster's multiprocess executor).
+        return (self.__class__, (self.source, self.url, self.reason))
+
 
 class SourceUnavailable(SourceError):
     """Timeouts, refused connections and 5xx answers, after the retries ran out."""
@@ -49,6 +53,9 @@ class SourceRefused(SourceError):
     def __init__(self, source: str, url: str, reason: str, status: int):
         self.status = status
         super().__init__(source, url, reason)
+
+    def __reduce__(self):
+        return (self.__class__, (self.source, self.url, self.reason, self.status))
 
 
 class SourcePayloadError(SourceError):
@@ -73,14 +80,17 @@ class RateLimiter:
             self._sleep(start - now)
 
 
-_limiters: dict[tuple[str, float], RateLimiter] = {}
+_limiters: dict[str, RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
 def shared_limiter(source: str, per_second: float) -> RateLimiter:
-    """The process-wide limiter of a source, so that every client of it shares one budget."""
+    """The process-wide limiter of a source, so that every client of it shares one
+    budget; where clients ask for different rates, the slowest holds for all."""
     with _limiters_lock:
-        return _limiters.setdefault((source, per_second), RateLimiter(per_second))
+        limiter = _limiters.setdefault(source, RateLimiter(per_second))
+        limiter.interval = max(limiter.interval, 1.0 / per_second)
+        return limiter
 
 
 @dataclass
@@ -150,6 +160,8 @@ class HttpSource:
                     raise SourceUnavailable(self.name, shown, f"connection failed ({exc.__class__.__name__})") from None
                 self.sleep(self._backoff(attempt))
                 continue
+            except httpx.HTTPError as exc:  # redirect loops, undecodable bodies: no retry mends them
+                raise SourceUnavailable(self.name, shown, f"request failed ({exc.__class__.__name__})") from None
             status = response.status_code
             if status < 400:
                 return response
