@@ -26,8 +26,22 @@ HTTP_TIMEOUT = "OMC_HTTP_TIMEOUT"
 HTTP_RETRIES = "OMC_HTTP_RETRIES"
 CANDLES_START = "OMC_CANDLES_START"
 FRESHNESS_MINUTES = "OMC_FRESHNESS_MINUTES"
+SEC_USER_AGENT = "OMC_SEC_USER_AGENT"
+SEC_RATE_LIMIT = "OMC_SEC_RATE_LIMIT"
+SEC_CIKS = "OMC_SEC_CIKS"
+SEC_FORMS = "OMC_SEC_FORMS"
+ZENDESK_CATEGORY = "OMC_ZENDESK_CATEGORY"
+BROWSER_PATH = "OMC_BROWSER_PATH"
+LISTING_SENSOR_SECONDS = "OMC_LISTING_SENSOR_SECONDS"
+FILING_SENSOR_SECONDS = "OMC_FILING_SENSOR_SECONDS"
+CATALYST_HISTORY_DAYS = "OMC_CATALYST_HISTORY_DAYS"
 
 DEFAULT_WATCHLIST = ("btc", "eth", "sol", "xrp", "doge", "ada", "pepe")
+# Strategy (formerly MicroStrategy, MSTR) and Coinbase Global (COIN).
+DEFAULT_SEC_CIKS = ("0001050446", "0001679788")
+DEFAULT_SEC_FORMS = ("4", "8-K")
+# CoinSpot's "Announcements" category in its Zendesk help centre.
+DEFAULT_ZENDESK_CATEGORY = "115000579994"
 
 
 class SettingsError(ValueError):
@@ -52,6 +66,15 @@ class Settings:
     http_retries: int
     candles_start: str
     freshness_minutes: int
+    sec_user_agent: str | None
+    sec_rate_limit: float
+    sec_ciks: tuple[str, ...]
+    sec_forms: tuple[str, ...]
+    zendesk_category: str
+    browser_path: str
+    listing_sensor_seconds: int
+    filing_sensor_seconds: int
+    catalyst_history_days: int
 
     @property
     def default_database_url(self) -> str:
@@ -62,7 +85,7 @@ def default_database_url(home: Path) -> str:
     return f"sqlite:///{(home / 'omc.db').resolve()}"
 
 
-def _float(env: dict[str, str], name: str, default: float, minimum: float) -> float:
+def _float(env: dict[str, str], name: str, default: float, minimum: float, maximum: float = float("inf")) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -72,6 +95,8 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float) -> fl
         raise SettingsError(f"{name}={raw!r} is not a number") from None
     if value < minimum:
         raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    if value > maximum:
+        raise SettingsError(f"{name}={raw!r} must be at most {maximum}")
     return value
 
 
@@ -91,6 +116,20 @@ def _coins(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[st
     if bad or not coins:
         raise SettingsError(f"{name} must be a comma-separated list of coin symbols, got {raw!r}")
     return coins
+
+
+def _list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    return tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip())) or default
+
+
+def _ciks(env: dict[str, str]) -> tuple[str, ...]:
+    ciks = _list(env, SEC_CIKS, DEFAULT_SEC_CIKS)
+    if not all(c.isdigit() and len(c) <= 10 for c in ciks):
+        raise SettingsError(f"{SEC_CIKS} must be a comma-separated list of CIK numbers, got {env.get(SEC_CIKS)!r}")
+    return tuple(c.zfill(10) for c in ciks)
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -115,4 +154,15 @@ def load(env: dict[str, str] | None = None) -> Settings:
         http_retries=int(_float(env, HTTP_RETRIES, 4, 0)),
         candles_start=env.get(CANDLES_START) or "2025-01-01-00:00",
         freshness_minutes=int(_float(env, FRESHNESS_MINUTES, 10, 1)),
+        sec_user_agent=env.get(SEC_USER_AGENT) or None,
+        # The SEC's fair-access rule: at most 10 requests a second per user.
+        sec_rate_limit=_float(env, SEC_RATE_LIMIT, 10.0, 0.1, maximum=10.0),
+        sec_ciks=_ciks(env),
+        sec_forms=_list(env, SEC_FORMS, DEFAULT_SEC_FORMS),
+        zendesk_category=env.get(ZENDESK_CATEGORY) or DEFAULT_ZENDESK_CATEGORY,
+        browser_path=env.get(BROWSER_PATH) or "/usr/bin/chromium",
+        # Dagster's daemon evaluates sensors no faster than about every 5 s.
+        listing_sensor_seconds=int(_float(env, LISTING_SENSOR_SECONDS, 10, 5)),
+        filing_sensor_seconds=int(_float(env, FILING_SENSOR_SECONDS, 60, 5)),
+        catalyst_history_days=int(_float(env, CATALYST_HISTORY_DAYS, 30, 0)),
     )

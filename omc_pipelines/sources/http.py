@@ -105,6 +105,8 @@ class HttpSource:
     rate_limit: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)
     secret_params: Collection[str] = ()
+    # Statuses that mean "slow down": the SEC answers 403, not 429, when it throttles.
+    throttle_statuses: Collection[int] = (429,)
     sleep: Callable[[float], None] = time.sleep
     transport: httpx.BaseTransport | None = None
 
@@ -135,6 +137,9 @@ class HttpSource:
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET and decode JSON, retrying what a retry can mend."""
         response = self.get(path, params)
+        return self.decode_json(response, path, params)
+
+    def decode_json(self, response: httpx.Response, path: str, params: Mapping[str, Any] | None = None) -> Any:
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -142,14 +147,18 @@ class HttpSource:
                 self.name, self.shown_url(path, params), f"answer is not valid JSON ({exc.__class__.__name__}: {exc})"
             ) from None
 
-    def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """GET with retries. Answers below 400 are returned, 304 included, so that a
+        conditional request (``If-None-Match``/``If-Modified-Since`` in ``headers``) can see it."""
         shown = self.shown_url(path, params)
         url = f"{self.base_url}{path}"
         for attempt in range(self.retries + 1):
             last_try = attempt == self.retries
             self._limiter.wait()
             try:
-                response = self._client.get(url, params=params)
+                response = self._client.get(url, params=params, headers=headers)
             except httpx.TimeoutException:
                 if last_try:
                     raise SourceUnavailable(self.name, shown, f"timed out after {self.timeout:g} s") from None
@@ -165,12 +174,12 @@ class HttpSource:
             status = response.status_code
             if status < 400:
                 return response
-            if status == 429:
+            if status in self.throttle_statuses:
                 if last_try:
-                    raise SourceThrottled(self.name, shown, f"HTTP 429 after {self.retries + 1} tries")
+                    raise SourceThrottled(self.name, shown, f"HTTP {status} after {self.retries + 1} tries")
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                    raise SourceThrottled(self.name, shown, f"HTTP 429, asked to wait {retry_after:.0f} s")
+                    raise SourceThrottled(self.name, shown, f"HTTP {status}, asked to wait {retry_after:.0f} s")
                 self.sleep(retry_after if retry_after is not None else self._backoff(attempt))
                 continue
             if status >= 500:
