@@ -6,6 +6,8 @@ that "Bitcoin", "bitcoin" and "BTC" are the same coin everywhere.
 
 from __future__ import annotations
 
+import re
+
 # Symbol -> names, lower case. A name that is also an everyday word ("ether" aside)
 # is left out on purpose: "polygon" or "chainlink" are safe, "near", "link" or
 # "one" as words are not, and the symbol alone still matches them.
@@ -59,3 +61,30 @@ NAMES: dict[str, str] = dict(
 
 def is_known(symbol: str) -> bool:
     return symbol.upper() in SYMBOLS
+
+
+# Upper-case words in parentheses that are not coins.
+NOT_COINS = frozenset({"AUD", "USD", "NZD", "EUR", "GBP", "UTC", "AEST", "AEDT", "FAQ", "KYC", "API", "SEC", "ETF",
+                       "NEW", "ERC", "BEP", "SPL", "TRC", "ERC20", "BEP20", "TRC20", "SPL", "NFT", "CEO", "USA"})
+_PARENTHESISED = re.compile(r"\(\s*\$?([A-Z][A-Z0-9]{1,9})\s*\)")
+_NAME = re.compile(r"\b(" + "|".join(re.escape(n) for n in NAMES) + r")\b", re.IGNORECASE)
+# Bare symbols only in capitals: "LINK" is Chainlink, "link" is a word.
+_SYMBOL = re.compile(r"(?<![A-Za-z0-9$])\$?(" + "|".join(sorted(SYMBOLS, key=len, reverse=True)) + r")(?![A-Za-z0-9])")
+
+
+def extract_coins(text: str) -> list[str]:
+    """The coins a text names, as symbols, in order of first mention.
+
+    A symbol in parentheses counts even when the registry has never heard of it
+    ("New listing: Foo (FOO)" is how a new coin first appears); names and bare
+    symbols count only when the registry knows them, matched on word boundaries.
+    """
+    found: dict[int, str] = {}
+    for match in _PARENTHESISED.finditer(text):
+        if match.group(1) not in NOT_COINS:
+            found.setdefault(match.start(1), match.group(1))
+    for match in _NAME.finditer(text):
+        found.setdefault(match.start(), NAMES[match.group(1).lower()])
+    for match in _SYMBOL.finditer(text):
+        found.setdefault(match.start(1), match.group(1))
+    return list(dict.fromkeys(symbol for _, symbol in sorted(found.items())))
