@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -9,9 +10,10 @@ import sqlalchemy as sa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
 
 from omc_pipelines import settings
-from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.db.models import Candle, CatalystEvent, PriceSnapshot, Trade
+from omc_pipelines.ledgers import catalyst, exchange
 from omc_pipelines.resources import LedgerDatabase
+from omc_pipelines.sources.coins import is_known
 
 
 def no_duplicate_keys(asset, table: sa.Table, key: Sequence[str]) -> AssetChecksDefinition:
@@ -124,6 +126,57 @@ def candles_consistent(ledger_db: LedgerDatabase) -> AssetCheckResult:
     )
 
 
+# Published after we saw it, beyond this much clock skew, means a wrong time zone.
+CLOCK_SKEW = timedelta(minutes=5)
+SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
+
+
+def catalyst_checks(asset, source: str) -> list[AssetChecksDefinition]:
+    """What must hold of a catalyst source's events before anything trades on them."""
+    e = CatalystEvent
+    mine = e.source == source
+
+    @asset_check(asset=asset, name="events_have_source_ids", blocking=True,
+                 description="Every event has the id its source gave it.")
+    def ids(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        with ledger_db.engine().connect() as conn:
+            bad = conn.execute(sa.select(sa.func.count()).where(
+                mine, sa.or_(e.external_id.is_(None), sa.func.trim(e.external_id) == ""))).scalar_one()
+        return AssetCheckResult(passed=bad == 0, metadata={"without_id": bad})
+
+    @asset_check(asset=asset, name="no_events_from_the_future", blocking=True,
+                 description="No event was published after it was detected (a time-zone error shows up here).")
+    def future(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        with ledger_db.engine().connect() as conn:
+            events = conn.execute(sa.select(e.external_id, e.published_at, e.detected_at).where(mine)).all()
+        bad = [r for r in events if r.published_at > r.detected_at + CLOCK_SKEW]
+        return AssetCheckResult(
+            passed=not bad,
+            metadata={"from_the_future": len(bad), "examples": [f"{r.external_id}: {r.published_at} > {r.detected_at}" for r in bad[:5]]},
+        )
+
+    @asset_check(asset=asset, name="currencies_are_symbols", blocking=True,
+                 description="Every currency is a coin symbol; symbols the registry does not know yet are listed.")
+    def currencies(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        with ledger_db.engine().connect() as conn:
+            lists = conn.execute(sa.select(e.currencies).where(mine)).scalars().all()
+        symbols = {c for currencies in lists for c in currencies}
+        malformed = sorted(c for c in symbols if not SYMBOL.match(c))
+        return AssetCheckResult(
+            passed=not malformed,
+            metadata={"malformed": malformed, "not_in_registry": sorted(c for c in symbols - set(malformed) if not is_known(c))},
+        )
+
+    @asset_check(asset=asset, name="impact_in_range", blocking=True, description="Every impact score is 1 to 10.")
+    def impact(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        with ledger_db.engine().connect() as conn:
+            bad = conn.execute(sa.select(sa.func.count()).where(
+                mine, sa.or_(e.impact_score < 1, e.impact_score > 10))).scalar_one()
+        return AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
+
+    return [ids, future, currencies, impact]
+
+
 ALL = [
     prices_positive,
     bid_not_above_ask,
@@ -133,4 +186,6 @@ ALL = [
     no_duplicate_keys(exchange.coinspot_price_snapshots, PriceSnapshot.__table__, exchange.SNAPSHOT_KEY),
     no_duplicate_keys(exchange.coinspot_trades, Trade.__table__, exchange.TRADE_KEY),
     no_duplicate_keys(exchange.coinspot_hourly_candles, Candle.__table__, exchange.CANDLE_KEY),
+    *catalyst_checks(catalyst.coinspot_announcements, catalyst.ANNOUNCEMENTS_SOURCE),
+    *catalyst_checks(catalyst.sec_filings, catalyst.SEC_SOURCE),
 ]

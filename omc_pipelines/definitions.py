@@ -2,9 +2,9 @@
 
 from dagster import Definitions, EnvVar, in_process_executor
 
-from omc_pipelines import checks, schedules, settings
-from omc_pipelines.ledgers import exchange
-from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
+from omc_pipelines import checks, schedules, sensors, settings
+from omc_pipelines.ledgers import catalyst, exchange
+from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, LedgerDatabase, SecResource
 
 
 def build_resources(config: settings.Settings) -> dict:
@@ -22,14 +22,37 @@ def build_resources(config: settings.Settings) -> dict:
             timeout=config.http_timeout,
             retries=config.http_retries,
         ),
+        "sec": SecResource(
+            data_url=config.sec_data_url,
+            archives_url=config.sec_archives_url,
+            user_agent=config.sec_user_agent,
+            rate_limit=config.sec_rate_limit,
+            timeout=config.http_timeout,
+            retries=config.http_retries,
+            ciks=list(config.sec_ciks),
+            forms=list(config.sec_forms),
+            history_days=config.catalyst_history_days,
+        ),
+        "announcements": AnnouncementsResource(
+            base_url=config.zendesk_url,
+            category=config.zendesk_category,
+            browser_path=config.browser_path,
+            timeout=config.http_timeout,
+            retries=config.http_retries,
+            history_days=config.catalyst_history_days,
+        ),
     }
 
 
 defs = Definitions(
-    assets=[exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles],
+    assets=[
+        exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
+        catalyst.coinspot_announcements, catalyst.sec_filings,
+    ],
     asset_checks=checks.ALL,
-    jobs=schedules.ALL_JOBS,
+    jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,
     schedules=schedules.ALL_SCHEDULES,
+    sensors=sensors.ALL_SENSORS,
     resources=build_resources(settings.load()),
     # The steps are small and I/O-bound: a process per step would cost ~2 s each
     # (a minutely run took 18 s that way) for no parallelism worth having.

@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 
 from omc_pipelines.db import ready_engine
+from omc_pipelines.sources.announcements import CoinSpotAnnouncements
 from omc_pipelines.sources.coinspot import CoinSpotPublic
 from omc_pipelines.sources.http import HttpSource
+from omc_pipelines.sources.sec import SecEdgar
 
 
 class LedgerDatabase(ConfigurableResource):
@@ -43,3 +45,48 @@ class CoinSpotResource(ConfigurableResource):
                 backoff=self.backoff, rate_limit=self.rate_limit,
             )
         )
+
+
+class SecResource(ConfigurableResource):
+    """SEC EDGAR (``OMC_SEC_DATA_URL``, ``OMC_SEC_ARCHIVES_URL``) and what we track there.
+
+    The SEC requires a User-Agent with a name and a contact email
+    (``OMC_SEC_USER_AGENT``); without one no request is sent at all.
+    """
+
+    data_url: str = "https://data.sec.gov"
+    archives_url: str = "https://www.sec.gov"
+    user_agent: str | None = None
+    rate_limit: float = 10.0
+    timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 0.5
+    ciks: list[str] = []
+    forms: list[str] = []
+    history_days: int = 30
+
+    def client(self, timeout: float | None = None, retries: int | None = None) -> SecEdgar:
+        return SecEdgar.create(
+            self.data_url, self.archives_url, self.user_agent, rate_limit=self.rate_limit,
+            timeout=timeout or self.timeout, retries=self.retries if retries is None else retries, backoff=self.backoff,
+        )
+
+
+class AnnouncementsResource(ConfigurableResource):
+    """CoinSpot's help centre (``OMC_ZENDESK_URL``): its Announcements category."""
+
+    base_url: str = "https://coinspot.zendesk.com"
+    category: str = "115000579994"
+    browser_path: str = "/usr/bin/chromium"
+    timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 0.5
+    history_days: int = 30
+
+    def client(self, timeout: float | None = None, retries: int | None = None) -> CoinSpotAnnouncements:
+        http = HttpSource(
+            "coinspot_announcements", self.base_url, timeout=timeout or self.timeout,
+            retries=self.retries if retries is None else retries, backoff=self.backoff,
+        )
+        # The browser is the last resort and the slowest: it gets twice the HTTP timeout.
+        return CoinSpotAnnouncements(http, self.category, self.browser_path, browser_timeout=2 * (timeout or self.timeout))

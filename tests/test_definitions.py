@@ -18,10 +18,24 @@ SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_specs.json"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def triggers() -> dict:
+    """Asset key -> the schedules and sensors whose job materializes it."""
+    found: dict = {}
+    repository = defs.get_repository_def()
+    targets = [(s, [s.job_name]) for s in repository.schedule_defs]
+    targets += [(s, [t.job_name for t in s.targets]) for s in repository.sensor_defs]
+    for trigger, job_names in targets:
+        for job_name in job_names:
+            for key in repository.get_job(job_name).asset_layer.executable_asset_keys:
+                found.setdefault(key, []).append(trigger.name)
+    return found
+
+
 def asset_specs() -> dict:
     """Everything about the graph a reviewer should see change: keys, groups, deps,
-    partitions, backfill policy, automation, kinds and checks."""
+    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, checks."""
     graph = defs.resolve_asset_graph()
+    triggered_by = triggers()
     specs = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
@@ -37,6 +51,7 @@ def asset_specs() -> dict:
             },
             "backfill_policy": str(node.backfill_policy) if node.backfill_policy else None,
             "automation": str(node.automation_condition) if node.automation_condition else None,
+            "triggered_by": sorted(triggered_by.get(key, [])),
             "kinds": sorted(node.kinds),
             "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
         }

@@ -3,73 +3,29 @@ repository root, the project's dagster.yaml, the sandbox, a real Chromium."""
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import PriceSnapshot
+from omc_pipelines.sandbox import stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(url: str, query: str) -> dict:
-    response = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10)
-    assert response.status_code == 200, response.text
-    return response.json()["data"]
-
-
 @pytest.fixture
 def dagster_dev(tmp_path, sandbox):
-    """`dg dev` with an instance made from the project's dagster.yaml, its storage in tmp_path."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    # The project's instance settings (queued runs, 1 s dequeue, telemetry off) with storage here.
-    config = (ROOT / "dagster.yaml").read_text().replace(".omc/dagster", str(tmp_path / "dagster"))
-    (home / "dagster.yaml").write_text(config)
+    """`dg dev` against the sandbox, with a ledger database of its own."""
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
     upgrade(get_engine(database))
-    port = free_port()
-    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home), "OMC_DATABASE_URL": database,
-           "OMC_COINSPOT_WATCHLIST": "btc,pepe"}
-    dg = str(Path(sys.executable).with_name("dg"))
-    log = open(tmp_path / "dg.log", "w")
-    process = subprocess.Popen([dg, "dev", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (tmp_path / "dg.log").read_text()
-            time.sleep(0.5)
-        else:
-            pytest.fail("dg dev did not serve within 90 s:\n" + (tmp_path / "dg.log").read_text())
+    env = {**sandbox.env(), "OMC_DATABASE_URL": database, "OMC_COINSPOT_WATCHLIST": "btc,pepe"}
+    with stack.dagster_dev(tmp_path, env) as url:
         yield url, database
-    finally:
-        os.killpg(process.pid, 15)  # dg dev ignores signals unless its whole group gets them
-        process.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture
@@ -94,7 +50,7 @@ def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(da
         page.get_by_text(name).first.wait_for(timeout=30_000)
     page.screenshot(path=str(tmp_path / "exchange.png"))
 
-    repositories = graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes "
+    repositories = stack.graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes "
                                 "{ schedules { name scheduleState { status } } } } } }")
     states = {s["name"]: s["scheduleState"]["status"]
               for repo in repositories["repositoriesOrError"]["nodes"] for s in repo["schedules"]}
@@ -104,7 +60,7 @@ def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(da
     deadline = time.monotonic() + 150
     runs = []
     while time.monotonic() < deadline:
-        runs = graphql(url, '{ runsOrError(filter: {pipelineName: "exchange_market_data"}) '
+        runs = stack.graphql(url, '{ runsOrError(filter: {pipelineName: "exchange_market_data"}) '
                             "{ ... on Runs { results { status tags { key value } } } } }")["runsOrError"]["results"]
         if any(r["status"] in ("SUCCESS", "FAILURE") for r in runs):
             break

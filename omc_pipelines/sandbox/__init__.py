@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from omc_pipelines import settings
 from omc_pipelines.sandbox.coinspot import CoinSpotMarket
+from omc_pipelines.sandbox.sec import SecEdgarSandbox
+from omc_pipelines.sandbox.zendesk import HelpCentre
 from omc_pipelines.sandbox.server import FAULT_KINDS, Fault, Response, SandboxServer
 
 __all__ = ["FAULT_KINDS", "Fault", "Sandbox"]
@@ -20,6 +22,10 @@ class Sandbox:
         self.server = SandboxServer(port=port)
         self.coinspot = CoinSpotMarket()
         self.coinspot.install(self.server)
+        self.sec = SecEdgarSandbox()
+        self.sec.install(self.server)
+        self.zendesk = HelpCentre()
+        self.zendesk.install(self.server)
         self.server.route("POST", r"/_sandbox/reset", self._reset)
 
     @property
@@ -44,6 +50,8 @@ class Sandbox:
         self.server.requests.clear()
         fresh = CoinSpotMarket()
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
+        self.sec.reset()
+        self.zendesk.reset()
 
     def _reset(self, request, match):
         self.reset()

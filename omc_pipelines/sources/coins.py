@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 
 # Symbol -> names, lower case. A name that is also an everyday word ("ether" aside)
-# is left out on purpose: "polygon" or "chainlink" are safe, "near", "link" or
-# "one" as words are not, and the symbol alone still matches them.
+# is left out on purpose: "market maker", "ripple effects", "an avalanche of",
+# "render" or "optimism" in a filing are not coins; the capitalised symbol still is.
 COINS: dict[str, tuple[str, ...]] = {
     "BTC": ("bitcoin", "bitcoins", "xbt"),
     "ETH": ("ethereum", "ether"),
     "SOL": ("solana",),
-    "XRP": ("ripple",),
+    "XRP": (),
     "DOGE": ("dogecoin",),
     "ADA": ("cardano",),
     "DOT": ("polkadot",),
@@ -24,8 +24,8 @@ COINS: dict[str, tuple[str, ...]] = {
     "LINK": ("chainlink",),
     "XLM": ("stellar lumens",),
     "TRX": ("tron",),
-    "AVAX": ("avalanche",),
-    "MATIC": ("polygon",),
+    "AVAX": (),
+    "MATIC": (),
     "POL": (),
     "SHIB": ("shiba inu",),
     "PEPE": (),
@@ -33,10 +33,10 @@ COINS: dict[str, tuple[str, ...]] = {
     "USDC": ("usd coin",),
     "APE": ("apecoin",),
     "UNI": ("uniswap",),
-    "ATOM": ("cosmos",),
+    "ATOM": (),
     "NEAR": ("near protocol",),
     "ARB": ("arbitrum",),
-    "OP": ("optimism",),
+    "OP": (),
     "SUI": (),
     "TON": ("toncoin",),
     "HBAR": ("hedera",),
@@ -44,9 +44,9 @@ COINS: dict[str, tuple[str, ...]] = {
     "ETC": ("ethereum classic",),
     "FIL": ("filecoin",),
     "AAVE": (),
-    "MKR": ("maker",),
+    "MKR": (),
     "INJ": ("injective",),
-    "RNDR": ("render",),
+    "RNDR": (),
     "WIF": ("dogwifhat",),
     "BONK": (),
     "TRUMP": (),

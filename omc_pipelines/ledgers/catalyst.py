@@ -1,0 +1,192 @@
+"""The Catalyst ledger: SEC filings and CoinSpot announcements as `catalyst_events`.
+
+Both assets can be materialized by hand (they then record what their source shows
+within the history window); in normal use the sensors in ``sensors.py`` launch a
+run for each new filing or article, passing when they first saw it.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+
+from omc_pipelines.db import upsert
+from omc_pipelines.db.models import CatalystEvent
+from omc_pipelines.ledgers.exchange import preview
+from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase, SecResource
+from omc_pipelines.sources.announcements import Article, classify
+from omc_pipelines.sources.sec import Filing, filings_of
+
+GROUP = "catalyst"
+EVENT_KEY = ("source", "external_id")
+SEC_SOURCE = "sec"
+ANNOUNCEMENTS_SOURCE = "coinspot_announcements"
+# What a re-run may correct; published_at and detected_at are facts of the first sighting.
+EVENT_UPDATE = ("event_type", "title", "description", "currencies", "impact_score", "url", "collected_at")
+
+# Impact of a filing, 1-10: Strategy buying bitcoin moves the market most.
+IMPACT_BITCOIN_PURCHASE = 9
+IMPACT_CRYPTO_8K = 6
+IMPACT_OTHER_8K = 4
+IMPACT_FORM_4 = 3
+IMPACT_OTHER_FILING = 2
+
+
+class CatalystRunConfig(Config):
+    """What a sensor tells the run: the ids it found and when it first saw each."""
+
+    ids: list[str] = []
+    detected_at: dict[str, str] = {}
+
+
+def _detected(config: CatalystRunConfig, external_id: str, now: datetime) -> datetime:
+    seen = config.detected_at.get(external_id)
+    return datetime.fromisoformat(seen).astimezone(timezone.utc) if seen else now
+
+
+def announcement_event(article: Article, detected_at: datetime, collected_at: datetime) -> dict:
+    found = classify(article.title, article.body_html)
+    return {
+        "source": ANNOUNCEMENTS_SOURCE,
+        "external_id": str(article.id),
+        "event_type": found.kind,
+        "title": article.title,
+        "description": None,
+        "currencies": found.currencies,
+        "impact_score": found.impact,
+        # An article page without a date (HTML or browser path): published when we first saw it.
+        "published_at": detected_at if article.dated_from == "detected" else article.created_at,
+        "detected_at": detected_at,
+        "url": article.url,
+        "collected_at": collected_at,
+    }
+
+
+def filing_event(filing: Filing, details: dict, detected_at: datetime, collected_at: datetime) -> dict:
+    return {
+        "source": SEC_SOURCE,
+        "external_id": filing.accession_number,
+        "event_type": "filing",
+        "title": f"{filing.form} {filing.company}" + (f" (items {', '.join(filing.items)})" if filing.items else ""),
+        "description": details["description"],
+        "currencies": details["currencies"],
+        "impact_score": details["impact"],
+        "published_at": filing.accepted_at,
+        "detected_at": detected_at,
+        "url": filing.document_url,
+        "collected_at": collected_at,
+    }
+
+
+def _known_ids(conn: sa.Connection, source: str, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    query = sa.select(CatalystEvent.external_id).where(CatalystEvent.source == source, CatalystEvent.external_id.in_(ids))
+    return set(conn.execute(query).scalars())
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    description="CoinSpot's announcements (Zendesk help centre: API, then HTML list, then a real browser), "
+    "classified as listing, delisting, maintenance, trading change or other, with the coins they name.",
+)
+def coinspot_announcements(
+    context: AssetExecutionContext, config: CatalystRunConfig, ledger_db: LedgerDatabase, announcements: AnnouncementsResource
+) -> MaterializeResult:
+    now = datetime.now(timezone.utc)
+    with announcements.client() as client:
+        articles = client.latest(since=now - timedelta(days=announcements.history_days))
+        path = client.path_used
+    if config.ids:
+        wanted = set(config.ids)
+        articles = [a for a in articles if str(a.id) in wanted]
+        missing = wanted - {str(a.id) for a in articles}
+        if missing:
+            # The sensor saw them a moment ago: the source must still show them.
+            raise RuntimeError(f"articles {sorted(missing)} are no longer listed by CoinSpot's help centre")
+    rows = [announcement_event(a, _detected(config, str(a.id), now), now) for a in articles]
+    with ledger_db.engine().begin() as conn:
+        upsert(conn, CatalystEvent.__table__, rows, EVENT_KEY, update=EVENT_UPDATE)
+    return MaterializeResult(
+        metadata={
+            "events": len(rows),
+            "path_used": path,
+            "listings": sum(r["event_type"] == "listing" for r in rows),
+            "preview": preview([{k: r[k] for k in ("external_id", "event_type", "currencies", "title", "published_at")}
+                                for r in rows]),
+        }
+    )
+
+
+def filing_details(client, filing: Filing) -> dict:
+    """What a filing says that matters to a trader: coins, a bitcoin purchase, insider trades."""
+    form = filing.form.upper()
+    if form.startswith("8-K"):
+        content = client.eight_k(filing)
+        purchase = content.bitcoin_purchase
+        if purchase is not None:
+            return {
+                "currencies": content.currencies or ["BTC"],
+                "impact": IMPACT_BITCOIN_PURCHASE,
+                "description": f"8-K: bought {purchase.btc_amount:,.0f} BTC"
+                + (f" for ${purchase.aggregate_usd:,.0f}" if purchase.aggregate_usd else "")
+                + (f" at ${purchase.average_price_usd:,.0f} average" if purchase.average_price_usd else ""),
+            }
+        return {
+            "currencies": content.currencies,
+            # "digital assets" alone is crypto content that names no coin.
+            "impact": IMPACT_CRYPTO_8K if content.mentions_crypto else IMPACT_OTHER_8K,
+            "description": f"8-K items {', '.join(filing.items) or 'none'}"
+            + (f"; mentions {', '.join(content.currencies)}" if content.currencies else ""),
+        }
+    if not form.startswith("4"):
+        return {"currencies": [], "impact": IMPACT_OTHER_FILING, "description": filing.primary_doc_description or filing.form}
+    form4 = client.form4(filing)
+    trades = "; ".join(
+        f"{t.code} {t.shares:,.0f} {'bought' if t.acquired_disposed == 'A' else 'sold'}"
+        + (f" at ${t.price:,.2f}" if t.price is not None else "")
+        for t in form4.transactions
+    )
+    owners = ", ".join(o.name for o in form4.owners)
+    return {"currencies": [], "impact": IMPACT_FORM_4, "description": f"Form 4 by {owners}: {trades or 'no transactions'}"}
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"sql"},
+    description="SEC filings (Form 4, 8-K by default) of the tracked companies (Strategy, Coinbase): "
+    "8-Ks read for crypto content and bitcoin purchases, Form 4s for insider trades.",
+)
+def sec_filings(context: AssetExecutionContext, config: CatalystRunConfig, ledger_db: LedgerDatabase, sec: SecResource) -> MaterializeResult:
+    now = datetime.now(timezone.utc)
+    since = now - timedelta(days=sec.history_days)
+    wanted = set(config.ids)
+    engine = ledger_db.engine()
+    rows = []
+    with sec.client() as client:
+        filings = [
+            f for cik in sec.ciks for f in filings_of(client.submissions(cik).filings, sec.forms, amendments=True)
+            if (f.accession_number in wanted if wanted else f.accepted_at >= since)
+        ]
+        missing = wanted - {f.accession_number for f in filings}
+        if missing:
+            raise RuntimeError(f"filings {sorted(missing)} are not in the tracked companies' submissions")
+        with engine.connect() as conn:
+            known = set() if wanted else _known_ids(conn, SEC_SOURCE, [f.accession_number for f in filings])
+        for filing in filings:
+            if filing.accession_number in known:
+                continue  # recorded already: spare the SEC the document fetch
+            context.log.info(f"reading {filing.form} {filing.accession_number} of {filing.company}")
+            rows.append(filing_event(filing, filing_details(client, filing), _detected(config, filing.accession_number, now), now))
+    with engine.begin() as conn:
+        upsert(conn, CatalystEvent.__table__, rows, EVENT_KEY, update=EVENT_UPDATE)
+    return MaterializeResult(
+        metadata={
+            "events": len(rows),
+            "already_recorded": len(known),
+            "preview": preview([{k: r[k] for k in ("external_id", "title", "impact_score", "currencies", "published_at")}
+                                for r in rows]),
+        }
+    )
+

@@ -1,0 +1,909 @@
+"""CoinSpot's announcements (its Zendesk Help Centre): three ways in, pure parsers, a classifier.
+
+The paths, tried in this order by :class:`CoinSpotAnnouncements`:
+
+1. ``api``: the Help Center API, ``GET /api/v2/help_center/{locale}/categories/{id}/articles.json``
+   sorted by ``created_at`` descending, paged with ``page``/``next_page`` (offset, the
+   default) or ``page[size]``/``meta.has_more``/``links.next`` (cursor), and only as far
+   as ``since`` and ``limit`` need. Drafts are skipped.
+2. ``html``: the category page ``/hc/{locale}/categories/{id}`` read with the standard
+   library's ``html.parser`` (no new dependency: the markup needed is three selectors),
+   ``li.article-list-item a.article-list-link``, plus the first page of every section its
+   "See all" links lead to, then each needed article page (``/hc/{locale}/articles/{id}``)
+   for the time and the body. When the API is refused (anonymous access off, a firewall).
+3. ``browser``: the same pages through a real Chromium (Playwright's sync API, imported
+   only here), when the HTML answer is a bot challenge or the list is rendered by
+   JavaScript. The rendered DOM goes through the same parsers.
+
+Any :class:`SourceError` on one path (refused, throttled after the retries, unavailable,
+a payload not in the documented shape, no list in the page) moves on to the next; the
+paths that failed and why are kept (``Fetched.failures``), and when every path fails
+:class:`AnnouncementsUnavailable` names each with its reason. Programming errors are not
+swallowed.
+
+Times on the HTML paths. The list pages carry no dates, so each article page is read:
+its ``<time datetime>`` elements (Zendesk themes render ``created_at``, and ``edited_at``
+when the article was edited); ``created_at`` is the earliest of them, ``updated_at`` the
+latest when there are two. A theme that shows only the edit time makes ``created_at``
+late, never early. A page with no ``<time datetime>`` at all is dated by the detection
+time (the client's clock) and says so in ``Article.dated_from == "detected"``. Article
+pages are read newest id first (Zendesk's ids grow with time; promoted old articles head
+the lists but not this order) and reading stops at ``limit`` or at the first article
+older than ``since``.
+
+``since`` is inclusive on every path: an article created exactly at ``since`` is returned
+again, and the idempotent upsert downstream makes that harmless, where a strict bound
+would lose a second article published in the same second.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import html as htmllib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from omc_pipelines.sources.coins import NOT_COINS, extract_coins
+from omc_pipelines.sources.http import (
+    HttpSource,
+    SourceError,
+    SourcePayloadError,
+    SourceRefused,
+    SourceUnavailable,
+)
+
+SOURCE = "zendesk"
+DEFAULT_CATEGORY = "115000579994"  # CoinSpot's "Announcements"; settings.DEFAULT_ZENDESK_CATEGORY
+DEFAULT_LOCALE = "en-us"
+PATHS = ("api", "html", "browser")
+MAX_PER_PAGE = 100
+MAX_PAGES = 50  # a guard against a next link that never ends
+MAX_SECTIONS = 20
+LIST_SELECTOR = "li.article-list-item a.article-list-link"
+HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run")
+
+
+@dataclass(frozen=True)
+class Article:
+    id: int
+    title: str
+    url: str
+    body_html: str | None
+    created_at: datetime  # aware, UTC
+    updated_at: datetime | None
+    section_id: int | None
+    labels: tuple[str, ...] = ()
+    # Where created_at comes from: "api"; "page" (the article page's <time datetime>);
+    # "detected" (the page had no time: the moment this client saw it).
+    dated_from: str = "api"
+
+
+@dataclass(frozen=True)
+class ListedArticle:
+    """One entry of an HTML article list: no time, no body."""
+
+    id: int
+    title: str
+    url: str
+    section_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ArticleList:
+    """What an HTML list page offers: its articles, the sections to see all of, the next page."""
+
+    articles: list[ListedArticle]
+    section_urls: list[str]
+    next_url: str | None
+    challenge: bool
+
+
+@dataclass(frozen=True)
+class ArticlePage:
+    title: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    body_html: str | None
+
+
+@dataclass(frozen=True)
+class PathFailure:
+    path: str  # "api", "html" or "browser"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    articles: list[Article]  # newest first
+    path_used: str
+    failures: tuple[PathFailure, ...] = ()  # the paths tried before, and why they failed
+
+
+class AnnouncementsUnavailable(SourceUnavailable):
+    """Every path to the announcements failed; ``failures`` says which and why."""
+
+    def __init__(self, source: str, url: str, reason: str, failures: Sequence[PathFailure] = ()):
+        self.failures = tuple(failures)
+        super().__init__(source, url, reason)
+
+    @classmethod
+    def from_failures(cls, source: str, url: str, failures: Sequence[PathFailure]) -> AnnouncementsUnavailable:
+        tried = "; ".join(f"{f.path}: {f.reason}" for f in failures) or "no path enabled"
+        return cls(source, url, f"every path failed ({tried})", failures)
+
+    def __reduce__(self):
+        return (self.__class__, (self.source, self.url, self.reason, self.failures))
+
+
+class _PathFailed(Exception):
+    """A path could not answer for a reason that is not an HTTP error (no list, a challenge)."""
+
+
+# --- the API's payloads ------------------------------------------------------------------
+
+
+class _Payload:
+    """Reads fields out of one payload; every complaint names the URL and the field."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def fail(self, what: str) -> SourcePayloadError:
+        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
+
+    def field(self, obj: dict, name: str, where: str) -> Any:
+        if name not in obj or obj[name] is None:
+            raise self.fail(f"{where} has no {name!r}")
+        return obj[name]
+
+    def integer(self, value: Any, where: str) -> int:
+        if isinstance(value, bool):
+            raise self.fail(f"{where} is a boolean, not an id")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        raise self.fail(f"{where} is {value!r}, not an integer id")
+
+    def text(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where} is {value!r}, not a non-empty string")
+        return value.strip()
+
+    def time(self, value: Any, where: str) -> datetime:
+        if not isinstance(value, str):
+            raise self.fail(f"{where} is {value!r}, not a time string")
+        parsed = _parse_time(value)
+        if parsed is None:
+            raise self.fail(f"{where} is {value!r}, not an ISO time")
+        return parsed
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)  # Zendesk's times are UTC
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_article(p: _Payload, row: Any, where: str) -> Article | None:
+    """One API article; ``None`` for a draft (the anonymous API hides them; a token would not)."""
+    if not isinstance(row, dict):
+        raise p.fail(f"{where} is not an object")
+    if row.get("draft") is True:
+        return None
+    title = row.get("title") if row.get("title") is not None else row.get("name")
+    if title is None:
+        raise p.fail(f"{where} has no 'title'")
+    body = row.get("body")
+    if body is not None and not isinstance(body, str):
+        raise p.fail(f"{where}.body is a {type(body).__name__}, not HTML text")
+    updated = row.get("updated_at")
+    section = row.get("section_id")
+    labels = row.get("label_names") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise p.fail(f"{where}.label_names is not a list of strings")
+    return Article(
+        id=p.integer(p.field(row, "id", where), f"{where}.id"),
+        title=p.text(title, f"{where}.title"),
+        url=p.text(p.field(row, "html_url", where), f"{where}.html_url"),
+        body_html=body,
+        created_at=p.time(p.field(row, "created_at", where), f"{where}.created_at"),
+        updated_at=None if updated is None else p.time(updated, f"{where}.updated_at"),
+        section_id=None if section is None else p.integer(section, f"{where}.section_id"),
+        labels=tuple(labels),
+        dated_from="api",
+    )
+
+
+def parse_articles_page(payload: Any, url: str) -> tuple[list[Article], str | None]:
+    """One page of a Help Center article list: its published articles, in the order
+    given, and the URL of the next page (``None`` on the last).
+
+    Offset paging names the next page in ``next_page``; cursor paging in ``links.next``
+    while ``meta.has_more``, and where a response carries only ``meta.after_cursor`` the
+    next URL is this one with ``page[after]`` set to it.
+    """
+    p = _Payload(url)
+    if not isinstance(payload, dict):
+        raise p.fail(f"expected a JSON object, got {type(payload).__name__}")
+    rows = p.field(payload, "articles", "body")
+    if not isinstance(rows, list):
+        raise p.fail("articles is not a list")
+    articles = [a for i, row in enumerate(rows) if (a := parse_article(p, row, f"articles[{i}]")) is not None]
+    return articles, _next_url(p, payload, url)
+
+
+def _next_url(p: _Payload, payload: dict, url: str) -> str | None:
+    meta = payload.get("meta")
+    if isinstance(meta, dict) and "has_more" in meta:
+        if not meta["has_more"]:
+            return None
+        links = payload.get("links") if isinstance(payload.get("links"), dict) else {}
+        if isinstance(links.get("next"), str) and links["next"]:
+            return links["next"]
+        cursor = meta.get("after_cursor")
+        if not isinstance(cursor, str) or not cursor:
+            raise p.fail("meta.has_more is true but there is neither links.next nor meta.after_cursor")
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page[after]"]
+        return urlunsplit(parts._replace(query=urlencode([*query, ("page[after]", cursor)])))
+    next_page = payload.get("next_page")
+    if next_page is None or next_page == "":
+        return None
+    if not isinstance(next_page, str):
+        raise p.fail(f"next_page is {next_page!r}, not a URL")
+    return next_page
+
+
+# --- the HTML pages ----------------------------------------------------------------------
+
+_ARTICLE_HREF = re.compile(r"/articles/(\d+)(?:[-/?#]|$)")
+_SECTION_HREF = re.compile(r"/sections/(\d+)(?:[-/?#]|$)")
+_CHALLENGE_TITLES = ("just a moment", "attention required", "checking your browser", "ddos-guard",
+                     "please wait while we verify", "security check")
+# Only what interstitials carry: Cloudflare also injects /cdn-cgi/challenge-platform/... scripts
+# and Turnstile widgets (cf-chl-...) into ordinary pages, so those do not count.
+_CHALLENGE_MARKERS = ("window._cf_chl_opt", "cf-browser-verification", "id=\"challenge-form\"",
+                      "id=\"challenge-running\"")
+
+
+def _classes(attrs: list[tuple[str, str | None]]) -> set[str]:
+    return set((dict(attrs).get("class") or "").split())
+
+
+class _ListParser(HTMLParser):
+    """``li.article-list-item a.article-list-link`` entries, "See all" section links,
+    the pagination's next link and the page title."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.entries: list[tuple[str, str, int | None]] = []  # (href, title, section id)
+        self.section_hrefs: list[str] = []
+        self.next_href: str | None = None
+        self.title = ""
+        self._li: list[set[str]] = []  # the classes of each open <li>
+        self._link: list[str] | None = None
+        self._link_href = ""
+        self._in_title = False
+        self._section: int | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = _classes(attrs)
+        if tag == "title":
+            self._in_title = True
+        elif tag == "li":
+            if self._li and "article-list-item" in self._li[-1] and "article-list-item" in classes:
+                self._li.pop()  # an unclosed sibling item: HTML closes it here
+            self._li.append(classes)
+        elif tag == "a":
+            href = dict(attrs).get("href") or ""
+            in_item = any("article-list-item" in c for c in self._li)
+            if in_item and "article-list-link" in classes:
+                self._link, self._link_href = [], href
+            elif "see-all-articles" in classes and href:
+                self.section_hrefs.append(href)
+            elif ("next" in (dict(attrs).get("rel") or "").split()
+                  or any("pagination-next" in c for c in self._li)) and href and self.next_href is None:
+                self.next_href = href
+            elif (section := _SECTION_HREF.search(href)) is not None:
+                self._section = int(section.group(1))  # a section heading or breadcrumb: the items below are its
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag == "li" and self._li:
+            self._li.pop()
+        elif tag == "a" and self._link is not None:
+            self.entries.append((self._link_href, " ".join("".join(self._link).split()), self._section))
+            self._link = None
+
+    def handle_data(self, data: str) -> None:
+        if self._link is not None:
+            self._link.append(data)
+        if self._in_title:
+            self.title += data
+
+
+def is_bot_challenge(html: str, title: str | None = None) -> bool:
+    """A bot-protection interstitial (Cloudflare's "Just a moment...", and the like)."""
+    if title is None:
+        match = re.search(r"<title[^>]*>(.*?)</title>", html, re.IGNORECASE | re.DOTALL)
+        title = match.group(1) if match else ""
+    title = " ".join(htmllib.unescape(title).split()).lower()
+    return any(title.startswith(t) for t in _CHALLENGE_TITLES) or any(m in html for m in _CHALLENGE_MARKERS)
+
+
+def parse_article_list(html: str, url: str) -> ArticleList:
+    """An HTML category or section page. Links come back absolute (against ``url``)."""
+    parser = _ListParser()
+    parser.feed(html)
+    parser.close()
+    p = _Payload(url)
+    articles: dict[int, ListedArticle] = {}
+    for i, (href, title, section) in enumerate(parser.entries):
+        where = f"{LIST_SELECTOR}[{i}]"
+        match = _ARTICLE_HREF.search(href)
+        if not match:
+            raise p.fail(f"{where} href {href!r} names no article id")
+        if not title:
+            raise p.fail(f"{where} has no title text")
+        article_id = int(match.group(1))
+        articles.setdefault(article_id, ListedArticle(article_id, title, urljoin(url, href), section))
+    return ArticleList(
+        articles=list(articles.values()),
+        section_urls=list(dict.fromkeys(urljoin(url, h) for h in parser.section_hrefs)),
+        next_url=urljoin(url, parser.next_href) if parser.next_href else None,
+        challenge=not articles and is_bot_challenge(html, parser.title),
+    )
+
+
+class _ArticlePageParser(HTMLParser):
+    """``<time datetime>`` values, the ``h1`` and the inner HTML of ``div.article-body``."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.times: list[str] = []
+        self.h1: list[str] | None = None
+        self.title: str | None = None
+        self.body: list[str] | None = None
+        self._body_depth = 0  # open <div>s inside the body, the body's own included
+        self._in_h1 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._body_depth:
+            self.body.append(self.get_starttag_text() or "")
+            if tag == "div":
+                self._body_depth += 1
+            return
+        if tag == "time" and dict(attrs).get("datetime"):
+            self.times.append(dict(attrs)["datetime"] or "")
+        elif tag == "h1" and self.title is None:
+            self._in_h1, self.h1 = True, []
+        elif tag == "div" and "article-body" in _classes(attrs) and self.body is None:
+            self.body, self._body_depth = [], 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._body_depth:
+            self.body.append(self.get_starttag_text() or "")
+        elif tag == "time" and dict(attrs).get("datetime"):
+            self.times.append(dict(attrs)["datetime"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._body_depth:
+            if tag == "div":
+                self._body_depth -= 1
+                if not self._body_depth:
+                    return
+            self.body.append(f"</{tag}>")
+        elif tag == "h1" and self._in_h1:
+            self._in_h1 = False
+            self.title = " ".join("".join(self.h1).split()) or None
+
+    def handle_data(self, data: str) -> None:
+        if self._body_depth:
+            self.body.append(htmllib.escape(data, quote=False))
+        elif self._in_h1:
+            self.h1.append(data)
+
+
+def parse_article_page(html: str, url: str) -> ArticlePage:
+    """An article page: its title, times and body. A ``<time datetime>`` that is not an
+    ISO time is a payload error naming it; a page with no time gives ``created_at=None``."""
+    parser = _ArticlePageParser()
+    parser.feed(html)
+    parser.close()
+    p = _Payload(url)
+    times = []
+    for i, value in enumerate(parser.times):
+        when = _parse_time(value)
+        if when is None:
+            raise p.fail(f"time[datetime][{i}] is {value!r}, not an ISO time")
+        times.append(when)
+    body = "".join(parser.body).strip() if parser.body is not None else None
+    return ArticlePage(
+        title=parser.title,
+        created_at=min(times) if times else None,
+        updated_at=max(times) if len(times) > 1 and max(times) > min(times) else None,
+        body_html=body or None,
+    )
+
+
+def html_text(html: str | None) -> str:
+    """The text of an HTML fragment, tags dropped, entities decoded."""
+    if not html:
+        return ""
+    return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+def _check_bounds(since: datetime | None, limit: int) -> None:
+    if since is not None and since.tzinfo is None:
+        raise ValueError("since must be an aware datetime (UTC)")
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+
+
+class HelpCenterApi:
+    """The Help Center API path: one category's articles, newest first."""
+
+    def __init__(self, http: HttpSource, category: str | int = DEFAULT_CATEGORY, *, locale: str = DEFAULT_LOCALE,
+                 per_page: int = 30, paging: str = "offset"):
+        if paging not in ("offset", "cursor"):
+            raise ValueError("paging must be 'offset' or 'cursor'")
+        self.http, self.category, self.locale = http, str(category), locale
+        self.per_page, self.paging = max(1, min(per_page, MAX_PER_PAGE)), paging
+
+    @property
+    def path(self) -> str:
+        return f"/api/v2/help_center/{self.locale}/categories/{self.category}/articles.json"
+
+    def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
+        """The newest ``limit`` articles created at or after ``since``; pages only as far as needed."""
+        _check_bounds(since, limit)
+        size = min(self.per_page, limit)
+        params: dict[str, Any] = {"sort_by": "created_at", "sort_order": "desc"}
+        params.update({"per_page": size} if self.paging == "offset" else {"page[size]": size})
+        path, found, seen_pages, ids = self.path, [], set(), set()
+        for _ in range(MAX_PAGES):
+            shown = self.http.shown_url(path, params)
+            articles, next_url = parse_articles_page(self.http.get_json(path, params), shown)
+            for article in articles:
+                if since is not None and article.created_at < since:
+                    return found
+                if article.id not in ids:  # offset pages shift when an article is published meanwhile
+                    ids.add(article.id)
+                    found.append(article)
+                if len(found) >= limit:
+                    return found
+            if next_url is None:
+                return found
+            path, params = _relative(self.http, next_url)
+            page_key = (path, tuple(sorted(params.items())))
+            if page_key in seen_pages:
+                raise SourcePayloadError(SOURCE, shown, "malformed payload: the next page link repeats itself")
+            seen_pages.add(page_key)
+        return found
+
+
+def _relative(http: HttpSource, url: str) -> tuple[str, dict[str, str]]:
+    """A link the source gave, as a path and parameters under the configured base URL:
+    the host in a link is the upstream's own, which a proxy or the sandbox stands in for."""
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    base_path = urlsplit(http.base_url).path.rstrip("/")
+    if base_path and path.startswith(base_path + "/"):
+        path = path[len(base_path):]
+    return path, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+# A fetcher reads one page: a list page (raising _PathFailed when it holds no list) or
+# an article page (None when it is gone).
+ListFetcher = Callable[[str], ArticleList]
+PageFetcher = Callable[[str], "ArticlePage | None"]
+
+
+def _collect(category_url: str, read_list: ListFetcher, read_article: PageFetcher, since: datetime | None,
+             limit: int, now: Callable[[], datetime]) -> list[Article]:
+    """The HTML paths' shared walk: the category page, the sections it links to, then
+    article pages newest id first until ``limit`` or ``since``."""
+    listing = read_list(category_url)
+    found: dict[int, ListedArticle] = {a.id: a for a in listing.articles}
+    for section_url in listing.section_urls[:MAX_SECTIONS]:
+        for item in read_list(section_url).articles:
+            if item.id not in found or found[item.id].section_id is None:
+                found[item.id] = item
+    articles: list[Article] = []
+    for item in sorted(found.values(), key=lambda a: a.id, reverse=True):
+        if len(articles) >= limit:
+            break
+        page = read_article(item.url)
+        if page is None:
+            continue  # removed between the list and now
+        created = page.created_at or now().astimezone(timezone.utc)
+        if since is not None and created < since:
+            break
+        articles.append(Article(
+            id=item.id, title=item.title or page.title or "", url=item.url, body_html=page.body_html,
+            created_at=created, updated_at=page.updated_at, section_id=item.section_id, labels=(),
+            dated_from="page" if page.created_at else "detected",
+        ))
+    articles.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+    return articles
+
+
+class HelpCenterPages:
+    """The HTML path: the help centre's own pages over the shared HTTP layer."""
+
+    def __init__(self, http: HttpSource, category: str | int = DEFAULT_CATEGORY, *, locale: str = DEFAULT_LOCALE,
+                 now: Callable[[], datetime] | None = None):
+        self.http, self.category, self.locale = http, str(category), locale
+        self.now = now or (lambda: datetime.now(timezone.utc))
+
+    @property
+    def category_url(self) -> str:
+        return f"{self.http.base_url}/hc/{self.locale}/categories/{self.category}"
+
+    def _get_html(self, url: str) -> tuple[str, str]:
+        path, params = _relative(self.http, url)
+        response = self.http.get(path, params or None, headers={"Accept": HTML_ACCEPT})
+        return response.text, self.http.shown_url(path, params or None)
+
+    def read_list(self, url: str) -> ArticleList:
+        try:
+            text, shown = self._get_html(url)
+        except SourceRefused as exc:
+            if exc.status == 403:
+                # The HTTP layer keeps no body: a challenge cannot be told from a block here.
+                raise _PathFailed(f"{exc} (a bot challenge or a block; a browser may pass)") from None
+            raise
+        listing = parse_article_list(text, str(urljoin(self.http.base_url + "/", url)))
+        if listing.challenge:
+            raise _PathFailed(f"a bot challenge answered {shown}")
+        if not listing.articles and not listing.section_urls:
+            raise _PathFailed(f"no {LIST_SELECTOR} in the raw HTML of {shown} (rendered by JavaScript?)")
+        return listing
+
+    def read_article(self, url: str) -> ArticlePage | None:
+        try:
+            text, shown = self._get_html(url)
+        except SourceRefused as exc:
+            if exc.status in (404, 410):
+                return None
+            raise
+        if is_bot_challenge(text):
+            raise _PathFailed(f"a bot challenge answered {shown}")
+        return parse_article_page(text, shown)
+
+    def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
+        _check_bounds(since, limit)
+        return _collect(self.category_url, self.read_list, self.read_article, since, limit, self.now)
+
+
+class HelpCenterBrowser:
+    """The browser path: the same pages rendered by a real Chromium.
+
+    ``browser`` (a Playwright ``Browser``) is used as given and left open, so that a
+    long-lived caller or a test module launches Chromium once; without it each call
+    launches ``browser_path`` and closes it.
+    """
+
+    def __init__(self, base_url: str, category: str | int = DEFAULT_CATEGORY, *, locale: str = DEFAULT_LOCALE,
+                 browser_path: str = "/usr/bin/chromium", browser: Any = None, timeout: float = 20.0,
+                 now: Callable[[], datetime] | None = None):
+        self.base_url, self.category, self.locale = base_url.rstrip("/"), str(category), locale
+        self.browser_path, self.browser, self.timeout = browser_path, browser, timeout
+        self.now = now or (lambda: datetime.now(timezone.utc))
+
+    @property
+    def category_url(self) -> str:
+        return f"{self.base_url}/hc/{self.locale}/categories/{self.category}"
+
+    @contextlib.contextmanager
+    def _browser(self) -> Iterator[Any]:
+        if self.browser is not None:
+            yield self.browser
+            return
+        if not Path(self.browser_path).exists():
+            raise _PathFailed(f"no browser at {self.browser_path}")
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            raise _PathFailed("the playwright package is not installed") from None
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=self.browser_path, headless=True, args=list(CHROMIUM_ARGS),
+                timeout=self.timeout * 1000,
+            )
+            try:
+                yield browser
+            finally:
+                browser.close()
+
+    def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
+        _check_bounds(since, limit)
+        if self.browser is not None:
+            return self._latest(since, limit)  # Playwright's objects belong to the thread that made them
+        # A browser of our own runs in a thread of its own: Playwright's sync API refuses a
+        # thread where an event loop runs (an async caller, another sync Playwright).
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="omc-browser") as pool:
+            return pool.submit(self._latest, since, limit).result()
+
+    def _latest(self, since: datetime | None, limit: int) -> list[Article]:
+        try:
+            from playwright.sync_api import Error as PlaywrightError
+        except ImportError:
+            raise _PathFailed("the playwright package is not installed") from None
+        try:
+            with self._browser() as browser:
+                # A headless Chromium says "HeadlessChrome" in its user agent, which bot
+                # filters look for first; it says what a desktop Chrome says instead.
+                agent = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                         f"Chrome/{browser.version} Safari/537.36")
+                context = browser.new_context(user_agent=agent, locale="en-AU")
+                try:
+                    # Pictures, fonts and media tell nothing and cost a round trip each.
+                    context.route("**/*", lambda route: route.abort() if route.request.resource_type in
+                                  ("image", "font", "media") else route.continue_())
+                    page = context.new_page()
+                    page.set_default_timeout(self.timeout * 1000)
+                    return _collect(self.category_url, lambda url: self._read_list(page, url),
+                                    lambda url: self._read_article(page, url), since, limit, self.now)
+                finally:
+                    context.close()
+        except PlaywrightError as exc:
+            message = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+            raise _PathFailed(f"{exc.__class__.__name__}: {message[:300]}") from None
+
+    def _open(self, page: Any, url: str, selector: str, what: str) -> str | None:
+        """Go to ``url`` and wait until ``selector`` is in the DOM, through a challenge's
+        reload and a script's rendering; the rendered HTML, or None for a 404."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        response = page.goto(url, wait_until="domcontentloaded")
+        status = response.status if response is not None else 200
+        if status in (404, 410):
+            return None
+        # The answer's own body, not the DOM: a challenge page may be reloading already.
+        if status >= 400 and not is_bot_challenge(response.text()):
+            raise _PathFailed(f"HTTP {status} for {url}")
+        try:
+            page.wait_for_selector(selector, state="attached", timeout=self.timeout * 1000)
+        except PlaywrightTimeout:
+            content = page.content()
+            why = "a bot challenge that did not let the browser through" if is_bot_challenge(content) else f"no {what}"
+            raise _PathFailed(f"{why} at {url} after {self.timeout:g} s") from None
+        page.wait_for_load_state("domcontentloaded")
+        return page.content()
+
+    def _read_list(self, page: Any, url: str) -> ArticleList:
+        content = self._open(page, url, f"{LIST_SELECTOR}, a.see-all-articles", "article list")
+        if content is None:
+            raise _PathFailed(f"HTTP 404 for {url}")
+        return parse_article_list(content, page.url)
+
+    def _read_article(self, page: Any, url: str) -> ArticlePage | None:
+        # First as a plain request of the browser's context (its cookies, a challenge's
+        # clearance included, and its user agent): a tenth of a page load. Rendered in
+        # the page only when that answer is a challenge or carries neither time nor body.
+        response = page.context.request.get(url, headers={"Accept": HTML_ACCEPT}, fail_on_status_code=False,
+                                            timeout=self.timeout * 1000)
+        if response.status in (404, 410):
+            return None
+        if response.ok:
+            text = response.text()
+            if not is_bot_challenge(text):
+                parsed = parse_article_page(text, url)
+                if parsed.created_at is not None or parsed.body_html is not None:
+                    return parsed
+        content = self._open(page, url, "time[datetime], div.article-body", "article time or body")
+        return None if content is None else parse_article_page(content, page.url)
+
+
+class CoinSpotAnnouncements:
+    """CoinSpot's announcements by the first path that answers: API, HTML, browser.
+
+        client = CoinSpotAnnouncements(HttpSource("zendesk", settings.zendesk_url), settings.zendesk_category,
+                                       settings.browser_path)
+        fetched = client.fetch(since=cursor, limit=50)   # fetched.articles, fetched.path_used
+    """
+
+    def __init__(self, http: HttpSource, category: str | int = DEFAULT_CATEGORY,
+                 browser_path: str = "/usr/bin/chromium", *, locale: str = DEFAULT_LOCALE,
+                 paths: Sequence[str] = PATHS, per_page: int = 30, paging: str = "offset",
+                 browser: Any = None, browser_timeout: float = 20.0, now: Callable[[], datetime] | None = None):
+        unknown = [p for p in paths if p not in PATHS]
+        if unknown:
+            raise ValueError(f"unknown paths {unknown}; known: {', '.join(PATHS)}")
+        self.http, self.paths = http, tuple(paths)
+        self.api = HelpCenterApi(http, category, locale=locale, per_page=per_page, paging=paging)
+        self.pages = HelpCenterPages(http, category, locale=locale, now=now)
+        self.browser = HelpCenterBrowser(http.base_url, category, locale=locale, browser_path=browser_path,
+                                         browser=browser, timeout=browser_timeout, now=now)
+        self.path_used: str | None = None
+        self.failures: tuple[PathFailure, ...] = ()
+
+    def __enter__(self) -> CoinSpotAnnouncements:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.http.close()
+
+    def fetch(self, since: datetime | None = None, limit: int = 100) -> Fetched:
+        """The newest ``limit`` announcements created at or after ``since``, newest first,
+        by the first path that answers. Raises :class:`AnnouncementsUnavailable` when none does."""
+        _check_bounds(since, limit)
+        readers = {"api": self.api, "html": self.pages, "browser": self.browser}
+        failures: list[PathFailure] = []
+        for name in self.paths:
+            try:
+                articles = readers[name].latest(since, limit)
+            except (SourceError, _PathFailed) as exc:
+                failures.append(PathFailure(name, str(exc)))
+                continue
+            self.path_used, self.failures = name, tuple(failures)
+            return Fetched(articles, name, tuple(failures))
+        self.path_used, self.failures = None, tuple(failures)
+        raise AnnouncementsUnavailable.from_failures(self.http.name, self.pages.category_url, failures)
+
+    def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
+        """:meth:`fetch`'s articles; ``path_used`` and ``failures`` say how they came."""
+        return self.fetch(since, limit).articles
+
+
+def fetch_announcements(http: HttpSource, category: str | int = DEFAULT_CATEGORY,
+                        browser_path: str = "/usr/bin/chromium", *, since: datetime | None = None,
+                        limit: int = 100, **options: Any) -> Fetched:
+    """One-shot :meth:`CoinSpotAnnouncements.fetch`."""
+    return CoinSpotAnnouncements(http, category, browser_path, **options).fetch(since, limit)
+
+
+# --- the classifier ----------------------------------------------------------------------
+
+KINDS = ("listing", "delisting", "maintenance", "trading_change", "other")
+# How much an announcement can move a price, 1..10: a new listing is the catalyst the
+# ledger exists for; a delisting moves the coin too (down, and less: it is expected);
+# a trading change moves liquidity; maintenance rarely moves prices; features do not.
+IMPACT = {"listing": 9, "delisting": 7, "trading_change": 5, "maintenance": 3, "other": 1}
+
+
+@dataclass(frozen=True)
+class Classification:
+    kind: str
+    impact: int
+    currencies: list[str] = field(default_factory=list)
+    matched: str = ""  # the words that decided the kind, for whoever has to check it
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:['\u2019][a-z]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return [w.replace("\u2019", "'") for w in _WORD.findall(text.lower())]
+
+
+def _phrases(*texts: str) -> list[tuple[str, ...]]:
+    return [tuple(t.split()) for t in texts]
+
+
+_DELIST = frozenset({"delist", "delists", "delisted", "delisting", "delistings"})
+_RELIST = frozenset({"relist", "relists", "relisted", "relisting", "relistings"})
+# "listing" alone is not enough ("listing policy", "listing fees"); these are.
+_LISTING = _phrases(
+    "new coin listing", "new coin listings", "new token listing", "new token listings", "new listing",
+    "new listings", "coin listing", "coin listings", "token listing", "listing of", "now listed",
+    "been listed", "we have listed", "we've listed", "newly listed", "listed on coinspot", "new coin", "new coins",
+)
+_LISTING_COLON = re.compile(r"(?<![a-z])listings?\s*:", re.IGNORECASE)  # "Listing: Foo (FOO)"
+# Only with a coin named and no feature word: "Recurring buys are now available" is not a coin.
+_WEAK_LISTING = _phrases(
+    "now available", "now live", "now supported", "now supports", "now trading", "available to trade",
+    "available on coinspot", "launches on coinspot", "added to coinspot", "coming to coinspot", "now on coinspot",
+    "lands on coinspot",
+)
+_WEAK_DELISTING = _phrases(
+    "will be removed", "to be removed", "being removed", "removed from coinspot", "removal of",
+    "no longer supported", "no longer be supported", "no longer available", "no longer be available",
+    "no longer listed", "no longer be listed", "end of support", "ending support", "support ending",
+    "discontinued", "discontinuing",
+)
+_MAINTENANCE = _phrases(
+    "maintenance", "scheduled downtime", "planned downtime", "downtime", "outage", "network upgrade",
+    "network upgrades", "hard fork", "hardfork", "wallet suspension", "wallet suspended", "wallets suspended",
+    "token migration", "token swap", "mainnet upgrade", "mainnet migration", "protocol upgrade", "system upgrade",
+)
+_TRADING_PHRASES = _phrases("trading pair", "trading pairs", "pair", "pairs", "markets", "new market")
+_TRADING_SUBJECTS = frozenset({"trading", "trade", "trades", "deposit", "deposits", "withdrawal", "withdrawals",
+                               "transfers", "sends", "orders", "buying", "selling"})
+_TRADING_STATES = frozenset({"halt", "halted", "halts", "suspend", "suspended", "suspension", "suspends", "pause",
+                             "paused", "pauses", "resume", "resumed", "resumes", "disabled", "enabled", "reenabled",
+                             "reopened", "reopen", "closed", "restored", "unavailable", "delayed", "stopped"})
+_FEATURES = frozenset({"feature", "features", "staking", "stake", "earn", "rewards", "reward", "recurring", "alert",
+                       "alerts", "app", "card", "promotion", "promo", "competition", "giveaway", "bundle", "bundles",
+                       "nft", "nfts", "referral", "tax", "report", "reports", "dashboard", "beta", "widget", "otc",
+                       "api", "mobile"})
+# Capitalised words that are not tickers, for the unknown-ticker rule below.
+_NOT_TICKERS = NOT_COINS | frozenset({
+    "NEW", "COIN", "COINS", "TOKEN", "LISTING", "LISTINGS", "LISTED", "NOW", "AVAILABLE", "AND", "THE", "ON", "OF",
+    "FOR", "TO", "IS", "ARE", "WILL", "BE", "SMS", "APP", "BPAY", "PAYID", "OSKO", "POLI", "ATO", "AML", "CTF",
+    "GST", "TFN", "EOFY", "AU", "NZ", "COINSPOT", "OTC", "IMPORTANT", "UPDATE", "NOTICE", "ALERT", "WARNING", "ID",
+    "TRADING", "DELISTING", "MAINTENANCE", "SCHEDULED", "WALLET", "NETWORK", "UPGRADE", "REMINDER", "NEWS", "IOS",
+    "PDF", "URL", "FY", "AM", "PM", "ASAP", "TBA", "TBC", "DEX", "CEX", "DEFI", "DAO", "AI",
+})
+_TICKER = re.compile(r"(?<![A-Za-z0-9$])\$?([A-Z][A-Z0-9]{1,9})(?![A-Za-z0-9])")
+
+
+def _has(words: list[str], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(tuple(words[i:i + n]) == phrase for i in range(len(words) - n + 1))
+
+
+def _first(words: list[str], phrases: list[tuple[str, ...]]) -> str:
+    return next((" ".join(p) for p in phrases if _has(words, p)), "")
+
+
+def _tickers(title: str) -> list[str]:
+    """Capitalised words that read as tickers in a listing or delisting title ("New Coin
+    Listing: XYZ"), for coins the registry does not know yet. Off for all-capitals titles."""
+    if not re.search(r"[a-z]", title):
+        return []
+    return list(dict.fromkeys(t for t in _TICKER.findall(title) if t not in _NOT_TICKERS))
+
+
+def classify(title: str, body: str | None = None) -> Classification:
+    """What an announcement is, on its title's words (not substrings), and the coins it names.
+
+    Precedence: delisting words; listing phrases (relisting counts: the coin comes back
+    to market); maintenance; trading changes; then the weak forms, which count only when
+    the title names a coin: "will be removed" / "no longer supported" (delisting), "now
+    available" / "now live" (listing, unless a feature word says it is a product, as in
+    "SOL staking now available"); anything else is "other". "New" alone means nothing.
+
+    Currencies: the coins the title names (``coins.extract_coins``); for a listing or a
+    delisting also capitalised unknown tickers ("New Coin Listing: XYZ"); when the title
+    names none, the coins the body names. The body never decides the kind.
+    """
+    words = _words(title)
+    known = extract_coins(title)
+    currencies = known or _tickers(title)
+
+    def result(kind: str, matched: str, coins: list[str]) -> Classification:
+        if not coins and body:
+            coins = extract_coins(html_text(body))
+        return Classification(kind, IMPACT[kind], coins, matched)
+
+    if delisted := next((w for w in words if w in _DELIST), ""):
+        return result("delisting", delisted, currencies)
+    if relisted := next((w for w in words if w in _RELIST), ""):
+        return result("listing", relisted, currencies)
+    if listed := _first(words, _LISTING) or ("listing:" if _LISTING_COLON.search(title) else ""):
+        return result("listing", listed, currencies)
+    if maintenance := _first(words, _MAINTENANCE):
+        return result("maintenance", maintenance, known)
+    trading = _first(words, _TRADING_PHRASES)
+    if not trading and (subject := next((w for w in words if w in _TRADING_SUBJECTS), "")):
+        if state := next((w for w in words if w in _TRADING_STATES), ""):
+            trading = f"{subject} {state}"
+        elif _has(words, ("re", "enabled")):
+            trading = f"{subject} re-enabled"
+    if trading:
+        return result("trading_change", trading, known)
+    if currencies and (removed := _first(words, _WEAK_DELISTING)):
+        return result("delisting", removed, currencies)
+    if currencies and not _FEATURES.intersection(words) and (available := _first(words, _WEAK_LISTING)):
+        return result("listing", available, currencies)
+    return result("other", "", known)
