@@ -33,11 +33,15 @@ def project_batch(engine, rows) -> tuple[float, int]:
 
 
 def copy_batch(engine, rows) -> tuple[float, int]:
+    """The fastest raw COPY psycopg offers: binary, with the column types declared."""
     columns = list(rows[0])
     started = time.perf_counter()
     with engine.begin() as conn:
         cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY trades_copy ({', '.join(columns)}) FROM STDIN") as copy:
+        cursor.execute(f"SELECT {', '.join(columns)} FROM trades_copy LIMIT 0")
+        types = [column.type_code for column in cursor.description]
+        with cursor.copy(f"COPY trades_copy ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row([row[c] for c in columns])
     return time.perf_counter() - started, len(rows)
@@ -101,7 +105,7 @@ def main() -> int:
             failures.append(f"{table} holds {total:,} rows, {distinct:,} distinct keys (expected {len(rows):,})")
 
     print(f"PostgreSQL, project upsert (COPY -> stage -> INSERT ON CONFLICT): {rate(len(rows), project_s)}")
-    print(f"PostgreSQL, raw COPY into an identical table:                   {rate(len(rows), copy_s)}")
+    print(f"PostgreSQL, raw binary COPY into an identical table:            {rate(len(rows), copy_s)}")
     ratio = copy_s / project_s
     print(f"ratio project/COPY (throughput): {ratio:.2f}   target >= {TARGET_RATIO}: "
           f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}")

@@ -8,6 +8,6 @@ from omc_pipelines.db.engine import (
     safe_url,
     upgrade,
 )
-from omc_pipelines.db.writes import replace_window, upsert
+from omc_pipelines.db.writes import upsert
 
-__all__ = ["DatabaseNotMigrated", "ready_engine", "ensure_ready", "get_engine", "replace_window", "safe_url", "upgrade", "upsert"]
+__all__ = ["DatabaseNotMigrated", "ready_engine", "ensure_ready", "get_engine", "safe_url", "upgrade", "upsert"]

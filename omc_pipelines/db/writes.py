@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from omc_pipelines.db.types import UtcDateTime
 
 Row = Mapping[str, object]
 _SQLITE_BATCH = 5_000
@@ -60,6 +61,7 @@ def _upsert_sqlite(conn, table, rows, key, update) -> int:
 
 
 def _upsert_postgres(conn, table, rows, columns, key, update) -> int:
+    _refuse_naive_times(table, rows, columns)
     stage = f"omc_stage_{table.name}_{next(_stage_names)}"
     column_list = ", ".join(f'"{c}"' for c in columns)
     conn.exec_driver_sql(
@@ -67,7 +69,12 @@ def _upsert_postgres(conn, table, rows, columns, key, update) -> int:
         f'SELECT {column_list} FROM "{table.name}" WITH NO DATA'
     )
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f'COPY "{stage}" ({column_list}) FROM STDIN') as copy:
+    # Binary COPY with the columns' types declared: about five times less client
+    # work than text COPY, where every value is formatted as a string.
+    cursor.execute(f'SELECT {column_list} FROM "{stage}" LIMIT 0')
+    types = [column.type_code for column in cursor.description]
+    with cursor.copy(f'COPY "{stage}" ({column_list}) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row([row[c] for c in columns])
     conflict = ", ".join(f'"{k}"' for k in key)
@@ -83,24 +90,11 @@ def _upsert_postgres(conn, table, rows, columns, key, update) -> int:
     return result.rowcount
 
 
-def replace_window(
-    conn: sa.Connection,
-    table: sa.Table,
-    time_column: str,
-    start: datetime,
-    end: datetime,
-    rows: Iterable[Row],
-    key: Sequence[str],
-) -> tuple[int, int]:
-    """Make ``table``'s rows with ``start <= time_column < end`` exactly ``rows``.
-
-    Returns (rows deleted, rows written). Rows outside the window are refused, so
-    a replacement can never reach past what it was asked to replace.
-    """
-    rows = list(rows)
-    outside = [r for r in rows if not start <= r[time_column] < end]
-    if outside:
-        raise ValueError(f"{len(outside)} rows fall outside [{start}, {end}) of {table.name}")
-    column = table.c[time_column]
-    deleted = conn.execute(sa.delete(table).where(column >= start, column < end)).rowcount
-    return deleted, upsert(conn, table, rows, key)
+def _refuse_naive_times(table: sa.Table, rows: list[Row], columns: list[str]) -> None:
+    """COPY bypasses UtcDateTime's check: make it here, so both databases refuse alike."""
+    timed = [c for c in columns if isinstance(table.c[c].type, UtcDateTime)]
+    for row in rows:
+        for column in timed:
+            value = row[column]
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"naive datetime {value!r} in {table.name}.{column}: give the time zone")

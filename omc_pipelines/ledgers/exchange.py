@@ -1,14 +1,14 @@
 """The Exchange ledger: CoinSpot prices, trades, and hourly candles built from them."""
 
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from omc_pipelines.db import replace_window, upsert
+from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
 from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
@@ -21,7 +21,8 @@ TRADE_KEY = ("coin", "market", "sold_at", "side", "amount", "rate")
 CANDLE_KEY = ("coin", "market", "hour_start")
 # The run tag a schedule tick sets, so that a retried tick re-writes the same observation.
 OBSERVED_AT_TAG = "omc/observed_at"
-# A long backfill is aggregated a week at a time, so memory stays flat however long it is.
+# A long backfill is aggregated a week at a time: progress in the log, and no
+# single sort in the database grows with the length of the backfill.
 CANDLE_CHUNK = timedelta(days=7)
 
 
@@ -119,47 +120,53 @@ def coinspot_trades(context: AssetExecutionContext, ledger_db: LedgerDatabase, c
     )
 
 
-def candles_from_trades(trades: pd.DataFrame) -> pd.DataFrame:
-    """Hourly OHLCV per coin and market. ``trades`` has coin, market, sold_at (UTC),
-    rate, amount and total; open and close are the first and last trade of the hour."""
-    trades = trades.assign(hour_start=trades["sold_at"].dt.floor("h")).sort_values("sold_at", kind="stable")
-    return (
-        trades.groupby(["coin", "market", "hour_start"], sort=False)
-        .agg(
-            open=("rate", "first"), high=("rate", "max"), low=("rate", "min"), close=("rate", "last"),
-            volume=("amount", "sum"), quote_volume=("total", "sum"), trade_count=("rate", "size"),
-        )
-        .reset_index()
-        .assign(source="trades")
-    )
+# The hour a timestamp falls in, per dialect: PostgreSQL truncates (the session is
+# in UTC); SQLite keeps UtcDateTime's naive-UTC text, so the hour is a prefix of it.
+_HOUR = {
+    "postgresql": "date_trunc('hour', {column})",
+    "sqlite": "substr({column}, 1, 13) || ':00:00.000000'",
+}
 
+# Open and close are the first and last trade of the hour (ties broken by id, the
+# order trades were stored in); one window sort serves both.
+_CANDLES_FROM_TRADES = """
+INSERT INTO exchange_candles
+    (coin, market, hour_start, open, high, low, close, volume, quote_volume, trade_count, source, computed_at)
+SELECT coin, market, hour, MIN(first_rate), MAX(rate), MIN(rate), MIN(last_rate), SUM(amount), SUM(total), COUNT(*),
+       'trades', :computed_at
+FROM (
+    SELECT coin, market, {hour} AS hour, rate, amount, total,
+           FIRST_VALUE(rate) OVER w AS first_rate,
+           LAST_VALUE(rate) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_rate
+    FROM exchange_trades
+    WHERE sold_at >= :start AND sold_at < :end
+    WINDOW w AS (PARTITION BY coin, market, {hour} ORDER BY sold_at, id)
+) AS t
+GROUP BY coin, market, hour
+"""
 
-def candles_from_snapshots(snapshots: pd.DataFrame, traded: pd.DataFrame) -> pd.DataFrame:
-    """Candles from last prices for the coin-market-hours that had no trade: no volume."""
-    snapshots = snapshots.dropna(subset=["last"])
-    snapshots = snapshots.assign(hour_start=snapshots["observed_at"].dt.floor("h")).sort_values("observed_at", kind="stable")
-    if not traded.empty:
-        seen = pd.MultiIndex.from_frame(traded[["coin", "market", "hour_start"]])
-        keep = ~pd.MultiIndex.from_frame(snapshots[["coin", "market", "hour_start"]]).isin(seen)
-        snapshots = snapshots[keep]
-    return (
-        snapshots.groupby(["coin", "market", "hour_start"], sort=False)
-        .agg(open=("last", "first"), high=("last", "max"), low=("last", "min"), close=("last", "last"))
-        .reset_index()
-        .assign(volume=0.0, quote_volume=0.0, trade_count=0, source="snapshots")
-    )
-
-
-def _read_frame(conn: sa.Connection, sql: str, time_column: str, start: datetime, end: datetime) -> pd.DataFrame:
-    # Raw SQL, not the ORM: a year of trades is millions of rows, and per-value
-    # type conversion would cost more than the aggregation itself.
-    frame = pd.read_sql_query(sa.text(sql), conn, params={"start": _bind_time(conn, start), "end": _bind_time(conn, end)})
-    frame[time_column] = pd.to_datetime(frame[time_column], utc=True, format="ISO8601")
-    return frame
+# Hours with a price but no trade: a candle of last prices, without volume.
+_CANDLES_FROM_SNAPSHOTS = """
+INSERT INTO exchange_candles
+    (coin, market, hour_start, open, high, low, close, volume, quote_volume, trade_count, source, computed_at)
+SELECT coin, market, hour, MIN(first_last), MAX(last), MIN(last), MIN(last_last), 0, 0, 0, 'snapshots', :computed_at
+FROM (
+    SELECT coin, market, {hour} AS hour, last,
+           FIRST_VALUE(last) OVER w AS first_last,
+           LAST_VALUE(last) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_last
+    FROM exchange_price_snapshots
+    WHERE observed_at >= :start AND observed_at < :end AND last IS NOT NULL
+    WINDOW w AS (PARTITION BY coin, market, {hour} ORDER BY observed_at, id)
+) AS s
+WHERE NOT EXISTS (
+    SELECT 1 FROM exchange_candles AS c WHERE c.coin = s.coin AND c.market = s.market AND c.hour_start = s.hour
+)
+GROUP BY coin, market, hour
+"""
 
 
 def _bind_time(conn: sa.Connection, when: datetime):
-    # SQLite stores naive UTC text (see UtcDateTime) in this format; compare like with like.
+    # Raw SQL skips UtcDateTime: give SQLite its storage format, PostgreSQL an aware time.
     when = when.astimezone(timezone.utc)
     return when.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else when
 
@@ -170,49 +177,45 @@ def _chunks(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime
         start += CANDLE_CHUNK
 
 
-def build_candles(conn: sa.Connection, start: datetime, end: datetime, computed_at: datetime) -> dict[str, int]:
+def build_candles(
+    conn: sa.Connection, start: datetime, end: datetime, computed_at: datetime,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict[str, int]:
     """Replace the candles of [start, end) with ones computed from the stored trades
-    and snapshots. Runs in the caller's transaction."""
+    and snapshots, a week at a time, inside the database (a year of trades never
+    travels to Python). Runs in the caller's transaction: all or nothing."""
+    hour = {name: _HOUR[conn.dialect.name].format(column=name) for name in ("sold_at", "observed_at")}
+    from_trades = sa.text(_CANDLES_FROM_TRADES.format(hour=hour["sold_at"]))
+    from_snapshots = sa.text(_CANDLES_FROM_SNAPSHOTS.format(hour=hour["observed_at"]))
     counts = {"deleted": 0, "from_trades": 0, "from_snapshots": 0}
-    for chunk_start, chunk_end in _chunks(start, end):
-        trades = _read_frame(
-            conn,
-            "SELECT coin, market, sold_at, rate, amount, total FROM exchange_trades "
-            "WHERE sold_at >= :start AND sold_at < :end",
-            "sold_at", chunk_start, chunk_end,
-        )
-        snapshots = _read_frame(
-            conn,
-            "SELECT coin, market, observed_at, last FROM exchange_price_snapshots "
-            "WHERE observed_at >= :start AND observed_at < :end AND last IS NOT NULL",
-            "observed_at", chunk_start, chunk_end,
-        )
-        traded = candles_from_trades(trades)
-        quoted = candles_from_snapshots(snapshots, traded)
-        candles = pd.concat([traded, quoted], ignore_index=True) if not quoted.empty else traded
-        rows = candles.assign(computed_at=computed_at).to_dict("records")
-        deleted, _ = replace_window(conn, Candle.__table__, "hour_start", chunk_start, chunk_end, rows, CANDLE_KEY)
-        counts["deleted"] += deleted
-        counts["from_trades"] += len(traded)
-        counts["from_snapshots"] += len(quoted)
+    chunks = list(_chunks(start, end))
+    for number, (chunk_start, chunk_end) in enumerate(chunks, 1):
+        window = {"start": _bind_time(conn, chunk_start), "end": _bind_time(conn, chunk_end),
+                  "computed_at": _bind_time(conn, computed_at)}
+        column = Candle.__table__.c.hour_start
+        counts["deleted"] += conn.execute(sa.delete(Candle).where(column >= chunk_start, column < chunk_end)).rowcount
+        counts["from_trades"] += conn.execute(from_trades, window).rowcount
+        counts["from_snapshots"] += conn.execute(from_snapshots, window).rowcount
+        if len(chunks) > 1:
+            progress(f"candles {chunk_start:%Y-%m-%d} .. {chunk_end:%Y-%m-%d}: week {number} of {len(chunks)}")
     return counts
 
 
 @asset(
     group_name=GROUP,
-    kinds={"pandas", "sql"},
+    kinds={"sql"},
     partitions_def=HOURLY,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[coinspot_trades, coinspot_price_snapshots],
     description="Hourly OHLCV per coin and market from stored trades (from price snapshots, "
-    "without volume, for hours with no trade). A run replaces exactly its hours.",
+    "without volume, for hours with no trade), aggregated in the database. A run replaces exactly its hours.",
 )
 def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDatabase) -> MaterializeResult:
     window = context.partition_time_window
     start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
     context.log.info(f"building candles for [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC")
     with ledger_db.engine().begin() as conn:
-        counts = build_candles(conn, start, end, datetime.now(timezone.utc))
+        counts = build_candles(conn, start, end, datetime.now(timezone.utc), progress=context.log.info)
         sample = pd.read_sql_query(
             sa.select(Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
                       Candle.close, Candle.volume, Candle.trade_count, Candle.source)
