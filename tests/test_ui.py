@@ -45,10 +45,16 @@ def chromium():
 def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(dagster_dev, chromium, tmp_path):
     url, database = dagster_dev
     page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{url}/asset-groups/exchange@omc_pipelines.definitions")
-    for name in ("coinspot_price_snapshots", "coinspot_trades", "coinspot_hourly_candles"):
-        page.get_by_text(name).first.wait_for(timeout=30_000)
-    page.screenshot(path=str(tmp_path / "exchange.png"))
+    page.goto(f"{url}/assets")
+    skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt on a new instance
+    skip.or_(page.get_by_text("coinspot_trades")).first.wait_for(timeout=30_000)
+    if skip.is_visible():
+        skip.click()
+    # The catalog: every ledger asset, and both groups.
+    for name in ("coinspot_price_snapshots", "coinspot_trades", "coinspot_hourly_candles",
+                 "coinspot_announcements", "sec_filings", "exchange", "catalyst"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(tmp_path / "catalog.png"))
 
     repositories = stack.graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes "
                                 "{ schedules { name scheduleState { status } } } } } }")
