@@ -19,6 +19,8 @@ from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Base
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sandbox import Sandbox
+from omc_pipelines.sandbox.sec import SecEdgarSandbox
+from omc_pipelines.sandbox.server import SandboxServer
 
 POSTGRES_SERVER = os.environ.get("OMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WATCHLIST = ["btc", "eth", "sol", "pepe"]
@@ -76,6 +78,17 @@ def engine(database_url) -> sa.Engine:
 def sandbox():
     with Sandbox() as box:
         yield box
+
+
+@pytest.fixture
+def edgar():
+    """EDGAR's sandbox alone, on a server of its own: (server, SecEdgarSandbox)."""
+    server = SandboxServer()
+    box = SecEdgarSandbox()
+    box.install(server)
+    server.start()
+    yield server, box
+    server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The Catalyst ledger: its assets and sensors against the sandbox, on both databases."""
 
-import json
 from datetime import datetime, timezone
 
 import pytest

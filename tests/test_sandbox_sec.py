@@ -23,7 +23,6 @@ from omc_pipelines.sandbox.sec import (
     acceptance_label,
     filing_date_for,
 )
-from omc_pipelines.sandbox.server import SandboxServer
 from omc_pipelines.sources.sec import acceptance_to_utc, form4_xml_path, parse_form4, parse_submissions
 
 AGENT = "OMC Pipelines ops@example.com"
@@ -33,16 +32,6 @@ ARRAYS = ("accessionNumber", "filingDate", "reportDate", "acceptanceDateTime", "
 
 def utc(*args) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def edgar():
-    server = SandboxServer()
-    box = SecEdgarSandbox()
-    box.install(server)
-    server.start()
-    yield server, box
-    server.stop()
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from omc_pipelines import settings as settings_module
-from omc_pipelines.sandbox.sec import COINBASE, RECORDINGS, STRATEGY, SecEdgarSandbox
-from omc_pipelines.sandbox.server import Fault, SandboxServer
+from omc_pipelines.sandbox.sec import COINBASE, RECORDINGS, STRATEGY
+from omc_pipelines.sandbox.server import Fault
 from omc_pipelines.sources import http, sec
 from omc_pipelines.sources.http import (
     HttpSource,
@@ -614,16 +614,6 @@ class _Clock:
 
 
 @pytest.fixture
-def edgar_sandbox():
-    server = SandboxServer()
-    box = SecEdgarSandbox()
-    box.install(server)
-    server.start()
-    yield server, box
-    server.stop()
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 
@@ -634,8 +624,8 @@ def clock() -> _Clock:
 
 
 @pytest.fixture
-def client(edgar_sandbox, sleeps, clock, monkeypatch):
-    server, _ = edgar_sandbox
+def client(edgar, sleeps, clock, monkeypatch):
+    server, _ = edgar
     # A fresh budget and no cool-down left over from another test.
     monkeypatch.setitem(http._limiters, "sec", RateLimiter(1000.0))
     monkeypatch.setattr(sec, "_cooldowns", {})
@@ -650,8 +640,8 @@ def _served(server) -> list[dict]:
 
 
 @pytest.mark.integration
-def test_submissions_through_the_client(client, edgar_sandbox):
-    server, box = edgar_sandbox
+def test_submissions_through_the_client(client, edgar):
+    server, box = edgar
     result = client.submissions("1050446")
     assert result.cik == STRATEGY and not result.not_modified
     assert result.etag == box.etag(STRATEGY) and result.last_modified == "Mon, 23 Nov 2026 12:32:18 GMT"
@@ -664,8 +654,8 @@ def test_submissions_through_the_client(client, edgar_sandbox):
 
 
 @pytest.mark.integration
-def test_unchanged_poll_is_a_304(client, edgar_sandbox):
-    server, box = edgar_sandbox
+def test_unchanged_poll_is_a_304(client, edgar):
+    server, box = edgar
     first = client.submissions(STRATEGY)
     again = client.submissions(STRATEGY, etag=first.etag)
     assert again.not_modified and again.filings == []
@@ -680,8 +670,8 @@ def test_unchanged_poll_is_a_304(client, edgar_sandbox):
 
 
 @pytest.mark.integration
-def test_a_published_8k_shows_up_at_the_top_with_a_new_etag(client, edgar_sandbox):
-    _, box = edgar_sandbox
+def test_a_published_8k_shows_up_at_the_top_with_a_new_etag(client, edgar):
+    _, box = edgar
     before = client.submissions(STRATEGY)
     accession = box.publish_8k(
         STRATEGY,
@@ -705,8 +695,8 @@ def test_a_published_8k_shows_up_at_the_top_with_a_new_etag(client, edgar_sandbo
 
 
 @pytest.mark.integration
-def test_form4_is_read_from_the_raw_xml(client, edgar_sandbox):
-    server, _ = edgar_sandbox
+def test_form4_is_read_from_the_raw_xml(client, edgar):
+    server, _ = edgar
     filing = next(f for f in client.submissions(STRATEGY).filings if f.form == "4")
     form = client.form4(filing)
     assert [o.name for o in form.owners] == ["Roe Richard P", "Roe Family Holdings LLC"]
@@ -718,8 +708,8 @@ def test_form4_is_read_from_the_raw_xml(client, edgar_sandbox):
 
 
 @pytest.mark.integration
-def test_a_published_form4_with_the_price_in_a_footnote(client, edgar_sandbox):
-    _, box = edgar_sandbox
+def test_a_published_form4_with_the_price_in_a_footnote(client, edgar):
+    _, box = edgar
     box.publish_form4(COINBASE, owner_name="Roe Alex", code="S", shares=500, price=None,
                       footnote="Sold at a weighted average sale price of $305.25 per share.",
                       accepted_at=utc(2026, 11, 30, 21, 5))
@@ -730,8 +720,8 @@ def test_a_published_form4_with_the_price_in_a_footnote(client, edgar_sandbox):
 
 
 @pytest.mark.integration
-def test_403_is_throttling_retried_with_backoff_then_cooled_down(client, edgar_sandbox, sleeps, clock):
-    server, _ = edgar_sandbox
+def test_403_is_throttling_retried_with_backoff_then_cooled_down(client, edgar, sleeps, clock):
+    server, _ = edgar
     server.inject(Fault("/submissions/", "403", times=0))
     with pytest.raises(SourceThrottled) as caught:
         client.submissions(STRATEGY)
@@ -751,8 +741,8 @@ def test_403_is_throttling_retried_with_backoff_then_cooled_down(client, edgar_s
 
 
 @pytest.mark.integration
-def test_a_short_403_burst_is_ridden_out(client, edgar_sandbox, sleeps):
-    server, _ = edgar_sandbox
+def test_a_short_403_burst_is_ridden_out(client, edgar, sleeps):
+    server, _ = edgar
     server.inject(Fault("/Archives/", "403", times=2))
     server.inject(Fault("/submissions/", "429", times=1, retry_after=1))
     filing = client.submissions(STRATEGY).filings[2]
@@ -762,8 +752,8 @@ def test_a_short_403_burst_is_ridden_out(client, edgar_sandbox, sleeps):
 
 
 @pytest.mark.integration
-def test_the_sec_fair_access_block_is_throttling(client, edgar_sandbox):
-    _, box = edgar_sandbox
+def test_the_sec_fair_access_block_is_throttling(client, edgar):
+    _, box = edgar
     box.fair_access(max_per_second=2, block_seconds=60)
     client.submissions(STRATEGY)
     client.submissions(COINBASE)
@@ -772,8 +762,8 @@ def test_the_sec_fair_access_block_is_throttling(client, edgar_sandbox):
 
 
 @pytest.mark.integration
-def test_unknown_filer_and_broken_answers(client, edgar_sandbox):
-    server, _ = edgar_sandbox
+def test_unknown_filer_and_broken_answers(client, edgar):
+    server, _ = edgar
     with pytest.raises(SourceRefused) as caught:
         client.submissions("0000000001")
     assert caught.value.status == 404

@@ -8,7 +8,7 @@ run for each new filing or article, passing when they first saw it.
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
