@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import build_sensor_context, instance_for_test, materialize
 
 from omc_pipelines import checks, sensors
 from omc_pipelines.db.models import CatalystEvent
@@ -39,8 +39,15 @@ def events(engine, source):
         return {r.external_id: r for r in conn.execute(sa.select(CatalystEvent).where(CatalystEvent.source == source))}
 
 
-def tick(sensor, resources, cursor=None, instance=None):
-    context = build_sensor_context(instance=instance or DagsterInstance.ephemeral(), cursor=cursor, resources=resources)
+@pytest.fixture
+def instance():
+    """A real Dagster instance (SQLite storage in a temporary folder), as the daemon has."""
+    with instance_for_test() as instance:
+        yield instance
+
+
+def tick(sensor, resources, instance, cursor=None):
+    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return sensor.evaluate_tick(context)
 
 
@@ -76,29 +83,28 @@ def test_a_second_materialization_fetches_no_document_again(catalyst_resources, 
     assert result.asset_materializations_for_node("sec_filings")[0].metadata["events"].value == 0
 
 
-def test_the_filing_sensor_records_history_once_then_one_run_per_new_filing(catalyst_resources, sandbox):
-    instance = DagsterInstance.ephemeral()
-    first = tick(sensors.sec_filing_sensor, catalyst_resources, instance=instance)
+def test_the_filing_sensor_records_history_once_then_one_run_per_new_filing(catalyst_resources, sandbox, instance):
+    first = tick(sensors.sec_filing_sensor, catalyst_resources, instance)
     # An empty cursor: one run records the window; no old filing is treated as new.
     assert [r.run_key.split("-history-")[0] for r in first.run_requests] == ["sec_filings"]
     assert first.run_requests[0].run_config == {}
 
-    quiet = tick(sensors.sec_filing_sensor, catalyst_resources, cursor=first.cursor, instance=instance)
+    quiet = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert quiet.run_requests == []
     submissions = [r for r in sandbox.server.requests if r["path"].startswith("/submissions")]
     assert [r["status"] for r in submissions[-2:]] == [304, 304]  # conditional requests: unchanged, cheap
 
     accession = sandbox.sec.publish_8k(STRATEGY, PURCHASE, items=("8.01",))
-    fresh = tick(sensors.sec_filing_sensor, catalyst_resources, cursor=quiet.cursor, instance=instance)
+    fresh = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=quiet.cursor)
     assert [r.run_key for r in fresh.run_requests] == [f"sec-{accession}"]
     config = fresh.run_requests[0].run_config["ops"]["sec_filings"]["config"]
     assert config["ids"] == [accession]
 
     # A replayed tick (the daemon crashed before saving the cursor) asks for the same run
     # key, which Dagster launches only once; a tick after the saved cursor asks for nothing.
-    replay = tick(sensors.sec_filing_sensor, catalyst_resources, cursor=quiet.cursor, instance=instance)
+    replay = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=quiet.cursor)
     assert [r.run_key for r in replay.run_requests] == [f"sec-{accession}"]
-    assert tick(sensors.sec_filing_sensor, catalyst_resources, cursor=fresh.cursor, instance=instance).run_requests == []
+    assert tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=fresh.cursor).run_requests == []
 
 
 def test_a_sensor_run_records_exactly_its_filing_with_the_sensors_detection_time(catalyst_resources, engine, sandbox):
@@ -115,22 +121,22 @@ def test_a_sensor_run_records_exactly_its_filing_with_the_sensors_detection_time
     assert events(engine, "sec")[accession].detected_at == datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
-def test_an_sec_outage_skips_the_tick_and_loses_nothing(catalyst_resources, sandbox):
-    first = tick(sensors.sec_filing_sensor, catalyst_resources)
+def test_an_sec_outage_skips_the_tick_and_loses_nothing(catalyst_resources, sandbox, instance):
+    first = tick(sensors.sec_filing_sensor, catalyst_resources, instance)
     accession = sandbox.sec.publish_8k(STRATEGY, PURCHASE)
     sandbox.inject(Fault("/submissions", "503", times=0))
-    down = tick(sensors.sec_filing_sensor, catalyst_resources, cursor=first.cursor)
+    down = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert down.run_requests == [] and "SEC EDGAR could not be read" in down.skip_message
     assert down.cursor in (None, first.cursor)  # the cursor stays where it was
     sandbox.server.clear_faults()
-    back = tick(sensors.sec_filing_sensor, catalyst_resources, cursor=first.cursor)
+    back = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in back.run_requests] == [f"sec-{accession}"]
 
 
-def test_without_a_user_agent_nothing_is_sent_to_the_sec(catalyst_resources, sandbox):
+def test_without_a_user_agent_nothing_is_sent_to_the_sec(catalyst_resources, sandbox, instance):
     resources = {**catalyst_resources, "sec": SecResource(data_url=sandbox.url, archives_url=sandbox.url,
                                                           ciks=[STRATEGY], forms=["8-K"])}
-    result = tick(sensors.sec_filing_sensor, resources)
+    result = tick(sensors.sec_filing_sensor, resources, instance)
     assert "OMC_SEC_USER_AGENT" in result.skip_message
     assert not sandbox.server.requests_to("/submissions")
 
@@ -155,15 +161,14 @@ def test_announcements_are_classified_with_their_coins(catalyst_resources, engin
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-def test_the_listing_sensor_launches_one_run_per_new_article(catalyst_resources, engine, sandbox):
-    instance = DagsterInstance.ephemeral()
-    first = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance=instance)
+def test_the_listing_sensor_launches_one_run_per_new_article(catalyst_resources, engine, sandbox, instance):
+    first = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance)
     assert len(first.run_requests) == 1 and "-history-" in first.run_requests[0].run_key
-    assert tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor).run_requests == []
+    assert tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor).run_requests == []
 
     one = sandbox.zendesk.publish("XYZ (XYZ) is now available on CoinSpot")
     two = sandbox.zendesk.publish("Scheduled maintenance: BTC wallet")
-    fresh = tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor, instance=instance)
+    fresh = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in fresh.run_requests] == [f"coinspot-article-{one['id']}", f"coinspot-article-{two['id']}"]
     request = fresh.run_requests[0]
     assert request.tags["omc/title"] == "XYZ (XYZ) is now available on CoinSpot"
@@ -175,27 +180,26 @@ def test_the_listing_sensor_launches_one_run_per_new_article(catalyst_resources,
     assert stored[str(one["id"])].detected_at == datetime.fromisoformat(detected)
     assert stored[str(one["id"])].currencies == ["XYZ"]
 
-    replay = tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor, instance=instance)
+    replay = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in replay.run_requests] == [r.run_key for r in fresh.run_requests]
-    assert tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=fresh.cursor).run_requests == []
+    assert tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=fresh.cursor).run_requests == []
 
 
-def test_the_listing_sensor_skips_an_outage_and_catches_up(catalyst_resources, sandbox):
-    first = tick(sensors.coinspot_listing_sensor, catalyst_resources)
+def test_the_listing_sensor_skips_an_outage_and_catches_up(catalyst_resources, sandbox, instance):
+    first = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance)
     article = sandbox.zendesk.publish("New Coin Listing: Qux (QUX)")
     sandbox.inject(Fault("/api/v2/help_center", "503", times=0))
     sandbox.inject(Fault("/hc/", "503", times=0))
-    down = tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor,
-                )
+    down = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert down.run_requests == [] and "could not be read" in down.skip_message
     sandbox.server.clear_faults()
-    back = tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor)
+    back = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in back.run_requests] == [f"coinspot-article-{article['id']}"]
 
 
-def test_when_the_api_is_refused_the_html_list_still_finds_new_articles(catalyst_resources, sandbox):
-    first = tick(sensors.coinspot_listing_sensor, catalyst_resources)
+def test_when_the_api_is_refused_the_html_list_still_finds_new_articles(catalyst_resources, sandbox, instance):
+    first = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance)
     sandbox.zendesk.set_mode(api="refused")
     article = sandbox.zendesk.publish("New Coin Listing: Zap (ZAP)")
-    fresh = tick(sensors.coinspot_listing_sensor, catalyst_resources, cursor=first.cursor)
+    fresh = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in fresh.run_requests] == [f"coinspot-article-{article['id']}"]
