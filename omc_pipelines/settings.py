@@ -35,6 +35,17 @@ BROWSER_PATH = "OMC_BROWSER_PATH"
 LISTING_SENSOR_SECONDS = "OMC_LISTING_SENSOR_SECONDS"
 FILING_SENSOR_SECONDS = "OMC_FILING_SENSOR_SECONDS"
 CATALYST_HISTORY_DAYS = "OMC_CATALYST_HISTORY_DAYS"
+DEFILLAMA_STABLECOINS_URL = "OMC_DEFILLAMA_STABLECOINS_URL"
+DEFILLAMA_CHAINS = "OMC_DEFILLAMA_CHAINS"
+DEFILLAMA_PROTOCOLS = "OMC_DEFILLAMA_PROTOCOLS"
+DEFILLAMA_TOP_PROTOCOLS = "OMC_DEFILLAMA_TOP_PROTOCOLS"
+NEWS_FEEDS = "OMC_NEWS_FEEDS"
+CRYPTOPANIC_TOKEN = "OMC_CRYPTOPANIC_TOKEN"
+REDDIT_AUTH_URL = "OMC_REDDIT_AUTH_URL"
+REDDIT_CLIENT_ID = "OMC_REDDIT_CLIENT_ID"
+REDDIT_CLIENT_SECRET = "OMC_REDDIT_CLIENT_SECRET"
+REDDIT_USERNAME = "OMC_REDDIT_USERNAME"
+REDDIT_SUBREDDITS = "OMC_REDDIT_SUBREDDITS"
 
 DEFAULT_WATCHLIST = ("btc", "eth", "sol", "xrp", "doge", "ada", "pepe")
 # Strategy (formerly MicroStrategy, MSTR) and Coinbase Global (COIN).
@@ -42,6 +53,17 @@ DEFAULT_SEC_CIKS = ("0001050446", "0001679788")
 DEFAULT_SEC_FORMS = ("4", "8-K")
 # CoinSpot's "Announcements" category in its Zendesk help centre.
 DEFAULT_ZENDESK_CATEGORY = "115000579994"
+DEFAULT_CHAINS = ("Ethereum", "Solana", "Tron", "BSC", "Base", "Arbitrum", "Bitcoin")
+DEFAULT_PROTOCOLS = ("aave", "lido", "uniswap", "makerdao", "eigenlayer")
+# The news sites' own feeds, name=url; no key needed.
+DEFAULT_NEWS_FEEDS = (
+    "coindesk=https://www.coindesk.com/arc/outboundfeeds/rss/",
+    "cointelegraph=https://cointelegraph.com/rss",
+    "cryptoslate=https://cryptoslate.com/feed/",
+    "decrypt=https://decrypt.co/feed",
+    "newsbtc=https://www.newsbtc.com/feed/",
+)
+DEFAULT_SUBREDDITS = ("CryptoCurrency", "Bitcoin", "ethereum", "solana")
 
 
 class SettingsError(ValueError):
@@ -75,6 +97,17 @@ class Settings:
     listing_sensor_seconds: int
     filing_sensor_seconds: int
     catalyst_history_days: int
+    defillama_stablecoins_url: str
+    defillama_chains: tuple[str, ...]
+    defillama_protocols: tuple[str, ...]
+    defillama_top_protocols: int
+    news_feeds: dict[str, str]
+    cryptopanic_token: str | None
+    reddit_auth_url: str
+    reddit_client_id: str | None
+    reddit_client_secret: str | None
+    reddit_username: str | None
+    reddit_subreddits: tuple[str, ...]
 
     @property
     def default_database_url(self) -> str:
@@ -132,6 +165,16 @@ def _ciks(env: dict[str, str]) -> tuple[str, ...]:
     return tuple(c.zfill(10) for c in ciks)
 
 
+def _feeds(env: dict[str, str]) -> dict[str, str]:
+    feeds = {}
+    for item in _list(env, NEWS_FEEDS, DEFAULT_NEWS_FEEDS):
+        name, _, url = item.partition("=")
+        if not name.strip() or not url.strip().startswith(("http://", "https://")):
+            raise SettingsError(f"{NEWS_FEEDS} takes name=url pairs separated by commas, got {item!r}")
+        feeds[name.strip().lower()] = url.strip()
+    return feeds
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     home = Path(env.get(HOME) or ".omc")
@@ -165,4 +208,15 @@ def load(env: dict[str, str] | None = None) -> Settings:
         listing_sensor_seconds=int(_float(env, LISTING_SENSOR_SECONDS, 10, 5)),
         filing_sensor_seconds=int(_float(env, FILING_SENSOR_SECONDS, 60, 5)),
         catalyst_history_days=int(_float(env, CATALYST_HISTORY_DAYS, 30, 0)),
+        defillama_stablecoins_url=_url(env, DEFILLAMA_STABLECOINS_URL, "https://stablecoins.llama.fi"),
+        defillama_chains=_list(env, DEFILLAMA_CHAINS, DEFAULT_CHAINS),
+        defillama_protocols=_list(env, DEFILLAMA_PROTOCOLS, DEFAULT_PROTOCOLS),
+        defillama_top_protocols=int(_float(env, DEFILLAMA_TOP_PROTOCOLS, 20, 0)),
+        news_feeds=_feeds(env),
+        cryptopanic_token=env.get(CRYPTOPANIC_TOKEN) or None,
+        reddit_auth_url=_url(env, REDDIT_AUTH_URL, "https://www.reddit.com"),
+        reddit_client_id=env.get(REDDIT_CLIENT_ID) or None,
+        reddit_client_secret=env.get(REDDIT_CLIENT_SECRET) or None,
+        reddit_username=env.get(REDDIT_USERNAME) or None,
+        reddit_subreddits=_list(env, REDDIT_SUBREDDITS, DEFAULT_SUBREDDITS),
     )
