@@ -3,12 +3,12 @@ so every write can be an upsert and re-runs converge."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from omc_pipelines.db.types import BigId, StringList, UtcDateTime
+from omc_pipelines.db.types import BigId, NameList, StringList, UtcDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -104,3 +104,111 @@ class CatalystEvent(Base):
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
     url: Mapped[str | None] = mapped_column(sa.Text)
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ChainTvl(Base):
+    """A chain's total value locked on one UTC day (DeFiLlama's daily history)."""
+
+    __tablename__ = "glass_chain_tvl"
+    __table_args__ = (sa.UniqueConstraint("chain", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(sa.String(64))
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    tvl_usd: Mapped[float] = mapped_column(sa.Float)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ProtocolSnapshot(Base):
+    """A protocol's TVL, category and chains as DeFiLlama showed them on ``as_of``."""
+
+    __tablename__ = "glass_protocols"
+    __table_args__ = (sa.UniqueConstraint("slug", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(sa.String(128))
+    as_of: Mapped[date] = mapped_column(sa.Date, index=True)
+    name: Mapped[str] = mapped_column(sa.String(256))
+    symbol: Mapped[str | None] = mapped_column(sa.String(32))
+    category: Mapped[str | None] = mapped_column(sa.String(64))
+    chains: Mapped[list[str]] = mapped_column(NameList)
+    tvl_usd: Mapped[float | None] = mapped_column(sa.Float)
+    change_1d: Mapped[float | None] = mapped_column(sa.Float)
+    mcap: Mapped[float | None] = mapped_column(sa.Float)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ProtocolFees(Base):
+    """A protocol's fees or revenue (``data_type``) as DeFiLlama showed them on ``as_of``."""
+
+    __tablename__ = "glass_protocol_fees"
+    __table_args__ = (sa.UniqueConstraint("slug", "data_type", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(sa.String(128))
+    data_type: Mapped[str] = mapped_column(sa.String(16))
+    as_of: Mapped[date] = mapped_column(sa.Date, index=True)
+    name: Mapped[str] = mapped_column(sa.String(256))
+    category: Mapped[str | None] = mapped_column(sa.String(64))
+    total_24h: Mapped[float | None] = mapped_column(sa.Float)
+    total_7d: Mapped[float | None] = mapped_column(sa.Float)
+    total_30d: Mapped[float | None] = mapped_column(sa.Float)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StablecoinSupply(Base):
+    """A stablecoin's circulating supply (in its peg's unit) on ``as_of``."""
+
+    __tablename__ = "glass_stablecoin_supply"
+    __table_args__ = (sa.UniqueConstraint("stablecoin_id", "as_of"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stablecoin_id: Mapped[str] = mapped_column(sa.String(32))
+    as_of: Mapped[date] = mapped_column(sa.Date, index=True)
+    symbol: Mapped[str] = mapped_column(sa.String(32))
+    name: Mapped[str] = mapped_column(sa.String(128))
+    peg_type: Mapped[str | None] = mapped_column(sa.String(32))
+    circulating: Mapped[float | None] = mapped_column(sa.Float)
+    price: Mapped[float | None] = mapped_column(sa.Float)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HumanItem(Base):
+    """Something people said: a news entry, a CryptoPanic post, a Reddit post, scored."""
+
+    __tablename__ = "human_items"
+    __table_args__ = (sa.UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(sa.String(64))
+    external_id: Mapped[str] = mapped_column(sa.String(1024))
+    title: Mapped[str] = mapped_column(sa.Text)
+    text: Mapped[str] = mapped_column(sa.Text)
+    url: Mapped[str | None] = mapped_column(sa.Text)
+    author: Mapped[str | None] = mapped_column(sa.String(256))
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    currencies: Mapped[list[str]] = mapped_column(StringList)
+    engagement: Mapped[dict] = mapped_column(sa.JSON)
+    # In [-1, 1]: the model's score, adjusted where the votes say more.
+    sentiment: Mapped[float] = mapped_column(sa.Float)
+    # At least 1: how much this item counts in the daily aggregate.
+    weight: Mapped[float] = mapped_column(sa.Float)
+    collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CoinSentimentDaily(Base):
+    """What people said about one coin on one UTC day: the aggregate trading reads."""
+
+    __tablename__ = "human_coin_sentiment_daily"
+    __table_args__ = (sa.UniqueConstraint("coin", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    coin: Mapped[str] = mapped_column(sa.String(16))
+    day: Mapped[date] = mapped_column(sa.Date, index=True)
+    items: Mapped[int] = mapped_column(sa.Integer)
+    mean_sentiment: Mapped[float] = mapped_column(sa.Float)
+    weighted_sentiment: Mapped[float] = mapped_column(sa.Float)
+    share_positive: Mapped[float] = mapped_column(sa.Float)
+    share_negative: Mapped[float] = mapped_column(sa.Float)
+    total_weight: Mapped[float] = mapped_column(sa.Float)
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -38,5 +38,8 @@ class UtcDateTime(TypeDecorator):
 # A list of strings: a real ARRAY on PostgreSQL, JSON on SQLite.
 StringList = sa.ARRAY(sa.String(16)).with_variant(sa.JSON(), "sqlite")
 
+# A list of names (chains, ...): longer than symbols.
+NameList = sa.ARRAY(sa.String(64)).with_variant(sa.JSON(), "sqlite")
+
 # A surrogate key that autoincrements on both (SQLite only does so for INTEGER).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
