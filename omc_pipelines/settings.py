@@ -25,6 +25,7 @@ COINSPOT_RATE_LIMIT = "OMC_COINSPOT_RATE_LIMIT"
 HTTP_TIMEOUT = "OMC_HTTP_TIMEOUT"
 HTTP_RETRIES = "OMC_HTTP_RETRIES"
 CANDLES_START = "OMC_CANDLES_START"
+DAILY_START = "OMC_DAILY_START"
 FRESHNESS_MINUTES = "OMC_FRESHNESS_MINUTES"
 SEC_USER_AGENT = "OMC_SEC_USER_AGENT"
 SEC_RATE_LIMIT = "OMC_SEC_RATE_LIMIT"
@@ -87,6 +88,7 @@ class Settings:
     http_timeout: float
     http_retries: int
     candles_start: str
+    daily_start: str
     freshness_minutes: int
     sec_user_agent: str | None
     sec_rate_limit: float
@@ -196,6 +198,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         http_timeout=_float(env, HTTP_TIMEOUT, 10.0, 0.1),
         http_retries=int(_float(env, HTTP_RETRIES, 4, 0)),
         candles_start=env.get(CANDLES_START) or "2025-01-01-00:00",
+        daily_start=env.get(DAILY_START) or "2025-01-01",
         freshness_minutes=int(_float(env, FRESHNESS_MINUTES, 10, 1)),
         sec_user_agent=env.get(SEC_USER_AGENT) or None,
         # The SEC's fair-access rule: at most 10 requests a second per user.
