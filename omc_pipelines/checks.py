@@ -10,8 +10,10 @@ import sqlalchemy as sa
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
 
 from omc_pipelines import settings
-from omc_pipelines.db.models import Candle, CatalystEvent, PriceSnapshot, Trade
-from omc_pipelines.ledgers import catalyst, exchange
+from omc_pipelines.db.models import (
+    Candle, CatalystEvent, ChainTvl, PriceSnapshot, ProtocolFees, ProtocolSnapshot, StablecoinSupply, Trade,
+)
+from omc_pipelines.ledgers import catalyst, exchange, glass
 from omc_pipelines.resources import LedgerDatabase
 from omc_pipelines.sources.coins import is_known
 
@@ -177,6 +179,26 @@ def catalyst_checks(asset, source: str) -> list[AssetChecksDefinition]:
     return [ids, future, currencies, impact]
 
 
+def tvl_not_negative(asset, column) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name="tvl_not_negative", blocking=True, description="No TVL below zero.")
+    def _check(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        with ledger_db.engine().connect() as conn:
+            bad = conn.execute(sa.select(sa.func.count()).where(column < 0)).scalar_one()
+        return AssetCheckResult(passed=bad == 0, metadata={"negative": bad})
+
+    return _check
+
+
+@asset_check(asset=glass.defillama_chain_tvl, description="The newest day of chain TVL is at most two days old.")
+def chain_tvl_fresh(ledger_db: LedgerDatabase) -> AssetCheckResult:
+    with ledger_db.engine().connect() as conn:
+        newest = conn.execute(sa.select(sa.func.max(ChainTvl.day))).scalar_one()
+    if newest is None:
+        return AssetCheckResult(passed=False, metadata={"reason": "no day stored yet"})
+    age = (datetime.now(timezone.utc).date() - newest).days
+    return AssetCheckResult(passed=age <= 2, metadata={"newest_day": str(newest), "age_days": age})
+
+
 ALL = [
     prices_positive,
     bid_not_above_ask,
@@ -188,4 +210,11 @@ ALL = [
     no_duplicate_keys(exchange.coinspot_hourly_candles, Candle.__table__, exchange.CANDLE_KEY),
     *catalyst_checks(catalyst.coinspot_announcements, catalyst.ANNOUNCEMENTS_SOURCE),
     *catalyst_checks(catalyst.sec_filings, catalyst.SEC_SOURCE),
+    tvl_not_negative(glass.defillama_chain_tvl, ChainTvl.tvl_usd),
+    tvl_not_negative(glass.defillama_protocols, ProtocolSnapshot.tvl_usd),
+    chain_tvl_fresh,
+    no_duplicate_keys(glass.defillama_chain_tvl, ChainTvl.__table__, ("chain", "day")),
+    no_duplicate_keys(glass.defillama_protocols, ProtocolSnapshot.__table__, ("slug", "as_of")),
+    no_duplicate_keys(glass.defillama_fees, ProtocolFees.__table__, ("slug", "data_type", "as_of")),
+    no_duplicate_keys(glass.defillama_stablecoins, StablecoinSupply.__table__, ("stablecoin_id", "as_of")),
 ]

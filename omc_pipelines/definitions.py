@@ -3,8 +3,8 @@
 from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, exchange
-from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, LedgerDatabase, SecResource
+from omc_pipelines.ledgers import catalyst, exchange, glass
+from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, DefiLlamaResource, LedgerDatabase, SecResource
 
 
 def build_resources(config: settings.Settings) -> dict:
@@ -41,6 +41,15 @@ def build_resources(config: settings.Settings) -> dict:
             retries=config.http_retries,
             history_days=config.catalyst_history_days,
         ),
+        "defillama": DefiLlamaResource(
+            api_url=config.defillama_url,
+            stablecoins_url=config.defillama_stablecoins_url,
+            chains=list(config.defillama_chains),
+            protocols=list(config.defillama_protocols),
+            top_protocols=config.defillama_top_protocols,
+            timeout=config.http_timeout,
+            retries=config.http_retries,
+        ),
     }
 
 
@@ -48,6 +57,7 @@ defs = Definitions(
     assets=[
         exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
         catalyst.coinspot_announcements, catalyst.sec_filings,
+        *glass.ASSETS,
     ],
     asset_checks=checks.ALL,
     jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,

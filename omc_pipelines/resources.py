@@ -12,6 +12,7 @@ from dagster import ConfigurableResource
 from omc_pipelines.db import ready_engine
 from omc_pipelines.sources.announcements import CoinSpotAnnouncements
 from omc_pipelines.sources.coinspot import CoinSpotPublic
+from omc_pipelines.sources.defillama import DefiLlama
 from omc_pipelines.sources.http import HttpSource
 from omc_pipelines.sources.sec import SecEdgar
 
@@ -90,3 +91,22 @@ class AnnouncementsResource(ConfigurableResource):
         )
         # The browser is the last resort and the slowest: it gets twice the HTTP timeout.
         return CoinSpotAnnouncements(http, self.category, self.browser_path, browser_timeout=2 * (timeout or self.timeout))
+
+
+class DefiLlamaResource(ConfigurableResource):
+    """DeFiLlama (``OMC_DEFILLAMA_URL``, ``OMC_DEFILLAMA_STABLECOINS_URL``) and what we follow there."""
+
+    api_url: str = "https://api.llama.fi"
+    stablecoins_url: str = "https://stablecoins.llama.fi"
+    chains: list[str] = []
+    protocols: list[str] = []
+    top_protocols: int = 20
+    timeout: float = 10.0
+    retries: int = 4
+    backoff: float = 0.5
+    # DeFiLlama's fair-use limit is undocumented; 2 a second has not been throttled.
+    rate_limit: float = 2.0
+
+    def client(self) -> DefiLlama:
+        return DefiLlama.create(self.api_url, self.stablecoins_url, timeout=self.timeout, retries=self.retries,
+                                backoff=self.backoff, rate_limit=self.rate_limit)

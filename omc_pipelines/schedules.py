@@ -6,13 +6,14 @@ from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     RunRequest,
+    ScheduleDefinition,
     ScheduleEvaluationContext,
     build_schedule_from_partitioned_job,
     define_asset_job,
     schedule,
 )
 
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.ledgers import exchange, glass
 
 exchange_market_data_job = define_asset_job(
     "exchange_market_data",
@@ -47,5 +48,26 @@ exchange_hourly_candles_schedule = build_schedule_from_partitioned_job(
     default_status=DefaultScheduleStatus.RUNNING,
 )
 
-ALL_JOBS = [exchange_market_data_job, exchange_candles_job]
-ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule]
+glass_chain_tvl_job = define_asset_job(
+    "glass_chain_tvl",
+    selection=AssetSelection.assets(glass.defillama_chain_tvl),
+    description="Daily chain TVL; backfill any range of days as one run.",
+)
+glass_snapshots_job = define_asset_job(
+    "glass_snapshots",
+    selection=AssetSelection.assets(glass.defillama_protocols, glass.defillama_fees, glass.defillama_stablecoins),
+    description="Today's protocols, fees and revenue, stablecoin supply.",
+)
+
+# DeFiLlama's data moves hourly to daily: once an hour at most. A day's TVL is
+# final some time after UTC midnight; one o'clock leaves it that time.
+glass_chain_tvl_schedule = build_schedule_from_partitioned_job(
+    glass_chain_tvl_job, hour_of_day=1, minute_of_hour=0, default_status=DefaultScheduleStatus.RUNNING,
+)
+glass_hourly_snapshots = ScheduleDefinition(
+    name="glass_hourly_snapshots", job=glass_snapshots_job, cron_schedule="17 * * * *", execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING, description="Hourly: today's protocols, fees and stablecoins.",
+)
+
+ALL_JOBS = [exchange_market_data_job, exchange_candles_job, glass_chain_tvl_job, glass_snapshots_job]
+ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule, glass_chain_tvl_schedule, glass_hourly_snapshots]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from omc_pipelines import settings
 from omc_pipelines.sandbox.coinspot import CoinSpotMarket
+from omc_pipelines.sandbox.defillama import DefiLlamaSandbox
 from omc_pipelines.sandbox.sec import SecEdgarSandbox
 from omc_pipelines.sandbox.zendesk import HelpCentre
 from omc_pipelines.sandbox.server import FAULT_KINDS, Fault, Response, SandboxServer
@@ -26,6 +27,8 @@ class Sandbox:
         self.sec.install(self.server)
         self.zendesk = HelpCentre()
         self.zendesk.install(self.server)
+        self.defillama = DefiLlamaSandbox()
+        self.defillama.install(self.server)
         self.server.route("POST", r"/_sandbox/reset", self._reset)
 
     @property
@@ -38,7 +41,7 @@ class Sandbox:
             name: self.url
             for name in (
                 settings.COINSPOT_URL, settings.ZENDESK_URL, settings.SEC_DATA_URL, settings.SEC_ARCHIVES_URL,
-                settings.DEFILLAMA_URL, settings.CRYPTOPANIC_URL, settings.REDDIT_URL,
+                settings.DEFILLAMA_URL, settings.DEFILLAMA_STABLECOINS_URL, settings.CRYPTOPANIC_URL, settings.REDDIT_URL,
             )
         }
 
@@ -52,6 +55,7 @@ class Sandbox:
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
         self.sec.reset()
         self.zendesk.reset()
+        self.defillama.reset()
 
     def _reset(self, request, match):
         self.reset()

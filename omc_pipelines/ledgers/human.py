@@ -1,0 +1,140 @@
+"""The Human ledger: what people say (news feeds, CryptoPanic, Reddit), scored for
+sentiment, and the daily per-coin aggregate the trading side reads.
+
+A source without credentials is "not configured": its asset succeeds with that
+status in its metadata, and its `source_configured` check (a warning) shows it in
+the UI; it never fails or blocks the rest of the ledger.
+"""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from omc_pipelines.db import upsert
+from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
+from omc_pipelines.ledgers.exchange import preview
+from omc_pipelines.partitions import DAILY
+from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
+from omc_pipelines.sources.human import NotConfigured
+from omc_pipelines.sources.sentiment import adjusted_score, engagement_weight
+
+GROUP = "human"
+ITEM_KEY = ("source", "external_id")
+# Votes and scores move after publication: a re-run refreshes them and the scores.
+ITEM_UPDATE = ("title", "text", "url", "author", "currencies", "engagement", "sentiment", "weight", "collected_at")
+# An item counts as positive or negative past these scores (VADER's usual cut-offs).
+POSITIVE, NEGATIVE = 0.05, -0.05
+NOT_CONFIGURED = "not configured"
+
+
+def item_rows(items, collected_at: datetime) -> list[dict]:
+    return [
+        {"source": i.source, "external_id": i.external_id, "title": i.title, "text": i.text, "url": i.url,
+         "author": i.author, "published_at": i.published_at, "currencies": list(i.currencies),
+         "engagement": dict(i.engagement), "sentiment": adjusted_score(f"{i.title}. {i.text}", i.engagement),
+         "weight": engagement_weight(i.engagement), "collected_at": collected_at}
+        for i in items
+    ]
+
+
+def _store(ledger_db: LedgerDatabase, items, extra: dict) -> MaterializeResult:
+    rows = item_rows(items, datetime.now(timezone.utc))
+    with ledger_db.engine().begin() as conn:
+        upsert(conn, HumanItem.__table__, rows, ITEM_KEY, update=ITEM_UPDATE)
+    return MaterializeResult(metadata={
+        "status": "ok", "items": len(rows), **extra,
+        "preview": preview([{"source": r["source"], "sentiment": round(r["sentiment"], 3), "currencies": r["currencies"],
+                             "title": r["title"][:80]} for r in rows]),
+    })
+
+
+def _not_configured(context: AssetExecutionContext, exc: NotConfigured) -> MaterializeResult:
+    context.log.warning(str(exc))
+    return MaterializeResult(metadata={"status": NOT_CONFIGURED, "how_to_configure": str(exc), "items": 0})
+
+
+@asset(group_name=GROUP, kinds={"sql"},
+       description="Entries of the news sites' RSS feeds (OMC_NEWS_FEEDS), keyed by link, with sentiment.")
+def news_items(context: AssetExecutionContext, ledger_db: LedgerDatabase, news: NewsFeedsResource) -> MaterializeResult:
+    with news.client() as client:
+        items, errors = client.fetch_all()
+    for feed, error in errors.items():
+        context.log.warning(f"feed {feed} failed: {error}")
+    if errors and not items:
+        raise RuntimeError(f"every news feed failed: {'; '.join(f'{f}: {e}' for f, e in errors.items())}")
+    return _store(ledger_db, items, {"failed_feeds": MetadataValue.json({f: str(e) for f, e in errors.items()})})
+
+
+@asset(group_name=GROUP, kinds={"sql"},
+       description="CryptoPanic posts with their votes and currencies (needs OMC_CRYPTOPANIC_TOKEN).")
+def cryptopanic_posts(context: AssetExecutionContext, ledger_db: LedgerDatabase, cryptopanic: CryptoPanicResource) -> MaterializeResult:
+    try:
+        with cryptopanic.client() as client:
+            items = client.posts()
+    except NotConfigured as exc:
+        return _not_configured(context, exc)
+    return _store(ledger_db, items, {})
+
+
+@asset(group_name=GROUP, kinds={"sql"},
+       description="New posts of the configured subreddits (needs OMC_REDDIT_CLIENT_ID and OMC_REDDIT_CLIENT_SECRET).")
+def reddit_posts(context: AssetExecutionContext, ledger_db: LedgerDatabase, reddit: RedditResource) -> MaterializeResult:
+    try:
+        with reddit.client() as client:
+            items = [post for subreddit in reddit.subreddits for post in client.new_posts(subreddit)]
+    except NotConfigured as exc:
+        return _not_configured(context, exc)
+    return _store(ledger_db, items, {"subreddits": MetadataValue.json(list(reddit.subreddits))})
+
+
+def daily_sentiment(items: pd.DataFrame) -> pd.DataFrame:
+    """Per coin and UTC day: count, mean, engagement-weighted mean, share positive and negative.
+    ``items`` has published_at, currencies (a list), sentiment and weight."""
+    per_coin = items.explode("currencies").dropna(subset=["currencies"]).rename(columns={"currencies": "coin"})
+    per_coin = per_coin.assign(
+        day=per_coin["published_at"].dt.date,
+        weighted=per_coin["sentiment"] * per_coin["weight"],
+        positive=per_coin["sentiment"] > POSITIVE,
+        negative=per_coin["sentiment"] < NEGATIVE,
+    )
+    grouped = per_coin.groupby(["coin", "day"]).agg(
+        items=("sentiment", "size"), mean_sentiment=("sentiment", "mean"), weighted=("weighted", "sum"),
+        total_weight=("weight", "sum"), share_positive=("positive", "mean"), share_negative=("negative", "mean"),
+    ).reset_index()
+    grouped["weighted_sentiment"] = grouped["weighted"] / grouped["total_weight"]
+    return grouped.drop(columns="weighted")
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"pandas", "sql"},
+    partitions_def=DAILY,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[news_items, cryptopanic_posts, reddit_posts],
+    description="Per coin per UTC day: items, mean and engagement-weighted sentiment, share positive and "
+    "negative. What the trading side reads.",
+)
+def coin_sentiment_daily(context: AssetExecutionContext, ledger_db: LedgerDatabase) -> MaterializeResult:
+    window = context.partition_time_window
+    start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    h = HumanItem
+    with ledger_db.engine().begin() as conn:
+        found = conn.execute(
+            sa.select(h.published_at, h.currencies, h.sentiment, h.weight).where(h.published_at >= start, h.published_at < end)
+        ).all()
+        items = pd.DataFrame(found, columns=["published_at", "currencies", "sentiment", "weight"])
+        items["published_at"] = pd.to_datetime(items["published_at"], utc=True)
+        aggregate = daily_sentiment(items) if not items.empty else pd.DataFrame()
+        rows = aggregate.assign(computed_at=datetime.now(timezone.utc)).to_dict("records") if not aggregate.empty else []
+        c = CoinSentimentDaily
+        conn.execute(sa.delete(c).where(c.day >= start.date(), c.day < end.date()))
+        upsert(conn, c.__table__, rows, ("coin", "day"))
+    return MaterializeResult(metadata={
+        "items": len(items), "coin_days": len(rows),
+        "preview": preview(aggregate.sort_values("items", ascending=False) if not aggregate.empty else []),
+    })
+
+
+ASSETS = [news_items, cryptopanic_posts, reddit_posts, coin_sentiment_daily]
