@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
-from omc_pipelines.ledgers.exchange import preview
+from omc_pipelines.metadata import preview
 from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase, SecResource
 from omc_pipelines.sources.announcements import Article, classify
 from omc_pipelines.sources.sec import Filing, filings_of

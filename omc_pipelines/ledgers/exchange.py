@@ -4,12 +4,12 @@
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 
-import pandas as pd
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
+from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
@@ -24,12 +24,6 @@ OBSERVED_AT_TAG = "omc/observed_at"
 # A long backfill is aggregated a week at a time: progress in the log, and no
 # single sort in the database grows with the length of the backfill.
 CANDLE_CHUNK = timedelta(days=7)
-
-
-def preview(rows: list[dict] | pd.DataFrame, limit: int = 10) -> MetadataValue:
-    """The first rows as a Markdown table for the asset's page in the UI."""
-    frame = pd.DataFrame(rows).head(limit)
-    return MetadataValue.md(frame.to_markdown(index=False) if not frame.empty else "_no rows_")
 
 
 def observation_time(context: AssetExecutionContext) -> datetime:
@@ -216,20 +210,19 @@ def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDat
     context.log.info(f"building candles for [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC")
     with ledger_db.engine().begin() as conn:
         counts = build_candles(conn, start, end, datetime.now(timezone.utc), progress=context.log.info)
-        sample = pd.read_sql_query(
+        sample = conn.execute(
             sa.select(Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
                       Candle.close, Candle.volume, Candle.trade_count, Candle.source)
             .where(Candle.hour_start >= start, Candle.hour_start < end)
             .order_by(Candle.hour_start.desc(), Candle.coin)
-            .limit(10),
-            conn,
-        )
+            .limit(10)
+        ).mappings().all()
     return MaterializeResult(
         metadata={
             "window_start": MetadataValue.timestamp(start),
             "window_end": MetadataValue.timestamp(end),
             "candles": counts["from_trades"] + counts["from_snapshots"],
             **counts,
-            "preview": preview(sample),
+            "preview": preview([dict(row) for row in sample]),
         }
     )

@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
-from omc_pipelines.ledgers.exchange import preview
+from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import DefiLlamaResource, LedgerDatabase
 from omc_pipelines.sources.defillama import select_protocols

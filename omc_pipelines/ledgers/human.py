@@ -8,13 +8,12 @@ the UI; it never fails or blocks the rest of the ledger.
 
 from datetime import datetime, timezone
 
-import pandas as pd
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
-from omc_pipelines.ledgers.exchange import preview
+from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
 from omc_pipelines.sources.human import NotConfigured
@@ -89,9 +88,9 @@ def reddit_posts(context: AssetExecutionContext, ledger_db: LedgerDatabase, redd
     return _store(ledger_db, items, {"subreddits": MetadataValue.json(list(reddit.subreddits))})
 
 
-def daily_sentiment(items: pd.DataFrame) -> pd.DataFrame:
+def daily_sentiment(items):
     """Per coin and UTC day: count, mean, engagement-weighted mean, share positive and negative.
-    ``items`` has published_at, currencies (a list), sentiment and weight."""
+    ``items`` is a DataFrame of published_at, currencies (a list), sentiment and weight."""
     per_coin = items.explode("currencies").dropna(subset=["currencies"]).rename(columns={"currencies": "coin"})
     per_coin = per_coin.assign(
         day=per_coin["published_at"].dt.date,
@@ -119,6 +118,8 @@ def daily_sentiment(items: pd.DataFrame) -> pd.DataFrame:
 def coin_sentiment_daily(context: AssetExecutionContext, ledger_db: LedgerDatabase) -> MaterializeResult:
     window = context.partition_time_window
     start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    import pandas as pd  # here, not at import: runs of the other ledgers start sooner
+
     h = HumanItem
     with ledger_db.engine().begin() as conn:
         found = conn.execute(
