@@ -11,9 +11,10 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition,
 
 from omc_pipelines import settings
 from omc_pipelines.db.models import (
-    Candle, CatalystEvent, ChainTvl, PriceSnapshot, ProtocolFees, ProtocolSnapshot, StablecoinSupply, Trade,
+    Candle, CatalystEvent, ChainTvl, CoinSentimentDaily, HumanItem, PriceSnapshot, ProtocolFees, ProtocolSnapshot,
+    StablecoinSupply, Trade,
 )
-from omc_pipelines.ledgers import catalyst, exchange, glass
+from omc_pipelines.ledgers import catalyst, exchange, glass, human
 from omc_pipelines.resources import LedgerDatabase
 from omc_pipelines.sources.coins import is_known
 
@@ -199,6 +200,47 @@ def chain_tvl_fresh(ledger_db: LedgerDatabase) -> AssetCheckResult:
     return AssetCheckResult(passed=age <= 2, metadata={"newest_day": str(newest), "age_days": age})
 
 
+def sentiment_in_range(asset, source_filter) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name="sentiment_in_range", blocking=True,
+                 description="Every item's sentiment is within [-1, 1] and its weight at least 1.")
+    def _check(ledger_db: LedgerDatabase) -> AssetCheckResult:
+        h = HumanItem
+        with ledger_db.engine().connect() as conn:
+            bad = conn.execute(sa.select(sa.func.count()).where(
+                source_filter, sa.or_(h.sentiment < -1, h.sentiment > 1, h.weight < 1))).scalar_one()
+        return AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
+
+    return _check
+
+
+def source_configured(asset, resource_key: str, fields: tuple[str, ...], variables: str) -> AssetChecksDefinition:
+    """A warning, not a failure: a source without credentials is shown, never blocking."""
+
+    @asset_check(asset=asset, name="source_configured", required_resource_keys={resource_key},
+                 description=f"The source has its credentials ({variables}).")
+    def _check(context) -> AssetCheckResult:
+        resource = getattr(context.resources, resource_key)
+        configured = all(getattr(resource, field) for field in fields)
+        return AssetCheckResult(
+            passed=configured, severity=AssetCheckSeverity.WARN,
+            metadata={"status": "configured" if configured else f"not configured: set {variables}"},
+        )
+
+    return _check
+
+
+@asset_check(asset=human.coin_sentiment_daily, blocking=True,
+             description="Means within [-1, 1], shares within [0, 1], at least one item per row.")
+def sentiment_aggregate_in_range(ledger_db: LedgerDatabase) -> AssetCheckResult:
+    c = CoinSentimentDaily
+    with ledger_db.engine().connect() as conn:
+        bad = conn.execute(sa.select(sa.func.count()).where(sa.or_(
+            c.mean_sentiment < -1, c.mean_sentiment > 1, c.weighted_sentiment < -1, c.weighted_sentiment > 1,
+            c.share_positive < 0, c.share_positive > 1, c.share_negative < 0, c.share_negative > 1, c.items < 1,
+        ))).scalar_one()
+    return AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
+
+
 ALL = [
     prices_positive,
     bid_not_above_ask,
@@ -217,4 +259,13 @@ ALL = [
     no_duplicate_keys(glass.defillama_protocols, ProtocolSnapshot.__table__, ("slug", "as_of")),
     no_duplicate_keys(glass.defillama_fees, ProtocolFees.__table__, ("slug", "data_type", "as_of")),
     no_duplicate_keys(glass.defillama_stablecoins, StablecoinSupply.__table__, ("stablecoin_id", "as_of")),
+    sentiment_in_range(human.news_items, HumanItem.source.like("news:%")),
+    sentiment_in_range(human.cryptopanic_posts, HumanItem.source == "cryptopanic"),
+    sentiment_in_range(human.reddit_posts, HumanItem.source == "reddit"),
+    source_configured(human.cryptopanic_posts, "cryptopanic", ("token",), "OMC_CRYPTOPANIC_TOKEN"),
+    source_configured(human.reddit_posts, "reddit", ("client_id", "client_secret"),
+                      "OMC_REDDIT_CLIENT_ID and OMC_REDDIT_CLIENT_SECRET"),
+    sentiment_aggregate_in_range,
+    no_duplicate_keys(human.news_items, HumanItem.__table__, human.ITEM_KEY),
+    no_duplicate_keys(human.coin_sentiment_daily, CoinSentimentDaily.__table__, ("coin", "day")),
 ]

@@ -3,8 +3,11 @@
 from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, exchange, glass
-from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, DefiLlamaResource, LedgerDatabase, SecResource
+from omc_pipelines.ledgers import catalyst, exchange, glass, human
+from omc_pipelines.resources import (
+    AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
+    RedditResource, SecResource,
+)
 
 
 def build_resources(config: settings.Settings) -> dict:
@@ -50,6 +53,21 @@ def build_resources(config: settings.Settings) -> dict:
             timeout=config.http_timeout,
             retries=config.http_retries,
         ),
+        "news": NewsFeedsResource(feeds=config.news_feeds, timeout=config.http_timeout),
+        "cryptopanic": CryptoPanicResource(
+            base_url=config.cryptopanic_url,
+            token=EnvVar(settings.CRYPTOPANIC_TOKEN) if config.cryptopanic_token else None,
+            timeout=config.http_timeout,
+        ),
+        "reddit": RedditResource(
+            base_url=config.reddit_url,
+            auth_url=config.reddit_auth_url,
+            client_id=EnvVar(settings.REDDIT_CLIENT_ID) if config.reddit_client_id else None,
+            client_secret=EnvVar(settings.REDDIT_CLIENT_SECRET) if config.reddit_client_secret else None,
+            username=config.reddit_username,
+            subreddits=list(config.reddit_subreddits),
+            timeout=config.http_timeout,
+        ),
     }
 
 
@@ -58,6 +76,7 @@ defs = Definitions(
         exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
         catalyst.coinspot_announcements, catalyst.sec_filings,
         *glass.ASSETS,
+        *human.ASSETS,
     ],
     asset_checks=checks.ALL,
     jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,

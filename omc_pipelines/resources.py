@@ -12,8 +12,11 @@ from dagster import ConfigurableResource
 from omc_pipelines.db import ready_engine
 from omc_pipelines.sources.announcements import CoinSpotAnnouncements
 from omc_pipelines.sources.coinspot import CoinSpotPublic
+from omc_pipelines.sources.cryptopanic import CryptoPanicClient
 from omc_pipelines.sources.defillama import DefiLlama
 from omc_pipelines.sources.http import HttpSource
+from omc_pipelines.sources.news import NewsFeeds
+from omc_pipelines.sources.reddit import RedditClient
 from omc_pipelines.sources.sec import SecEdgar
 
 
@@ -110,3 +113,49 @@ class DefiLlamaResource(ConfigurableResource):
     def client(self) -> DefiLlama:
         return DefiLlama.create(self.api_url, self.stablecoins_url, timeout=self.timeout, retries=self.retries,
                                 backoff=self.backoff, rate_limit=self.rate_limit)
+
+
+class NewsFeedsResource(ConfigurableResource):
+    """The news sites' RSS feeds (``OMC_NEWS_FEEDS``, name=url pairs)."""
+
+    feeds: dict[str, str] = {}
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.5
+
+    def client(self) -> NewsFeeds:
+        return NewsFeeds(self.feeds, timeout=self.timeout, retries=self.retries, backoff=self.backoff)
+
+
+class CryptoPanicResource(ConfigurableResource):
+    """CryptoPanic (``OMC_CRYPTOPANIC_URL``); its token comes from ``OMC_CRYPTOPANIC_TOKEN``
+    as an EnvVar, so the UI shows the variable's name, never the token."""
+
+    base_url: str = "https://cryptopanic.com"
+    token: str | None = None
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.5
+
+    def client(self) -> CryptoPanicClient:
+        return CryptoPanicClient.create(self.base_url, self.token, timeout=self.timeout, retries=self.retries,
+                                       backoff=self.backoff)
+
+
+class RedditResource(ConfigurableResource):
+    """Reddit's API (``OMC_REDDIT_URL``, token from ``OMC_REDDIT_AUTH_URL``) with OAuth
+    client credentials from ``OMC_REDDIT_CLIENT_ID`` and ``OMC_REDDIT_CLIENT_SECRET``."""
+
+    base_url: str = "https://oauth.reddit.com"
+    auth_url: str = "https://www.reddit.com"
+    client_id: str | None = None
+    client_secret: str | None = None
+    username: str | None = None
+    subreddits: list[str] = []
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.5
+
+    def client(self) -> RedditClient:
+        return RedditClient.create(self.base_url, self.auth_url, self.client_id, self.client_secret, self.username,
+                                   timeout=self.timeout, retries=self.retries, backoff=self.backoff)

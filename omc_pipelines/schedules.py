@@ -13,7 +13,7 @@ from dagster import (
     schedule,
 )
 
-from omc_pipelines.ledgers import exchange, glass
+from omc_pipelines.ledgers import exchange, glass, human
 
 exchange_market_data_job = define_asset_job(
     "exchange_market_data",
@@ -69,5 +69,27 @@ glass_hourly_snapshots = ScheduleDefinition(
     default_status=DefaultScheduleStatus.RUNNING, description="Hourly: today's protocols, fees and stablecoins.",
 )
 
-ALL_JOBS = [exchange_market_data_job, exchange_candles_job, glass_chain_tvl_job, glass_snapshots_job]
-ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule, glass_chain_tvl_schedule, glass_hourly_snapshots]
+human_items_job = define_asset_job(
+    "human_items",
+    selection=AssetSelection.assets(human.news_items, human.cryptopanic_posts, human.reddit_posts),
+    description="News feeds, CryptoPanic and Reddit, scored for sentiment.",
+)
+human_sentiment_job = define_asset_job(
+    "human_coin_sentiment",
+    selection=AssetSelection.assets(human.coin_sentiment_daily),
+    description="The daily per-coin sentiment aggregate.",
+)
+# Feeds publish every few minutes; CryptoPanic's and Reddit's limits allow far more.
+human_every_15_minutes = ScheduleDefinition(
+    name="human_every_15_minutes", job=human_items_job, cron_schedule="*/15 * * * *", execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING, description="Every 15 minutes: news, CryptoPanic, Reddit.",
+)
+# The day just ended, once its last items have had twenty minutes to arrive.
+human_daily_sentiment_schedule = build_schedule_from_partitioned_job(
+    human_sentiment_job, hour_of_day=0, minute_of_hour=20, default_status=DefaultScheduleStatus.RUNNING,
+)
+
+ALL_JOBS = [exchange_market_data_job, exchange_candles_job, glass_chain_tvl_job, glass_snapshots_job,
+            human_items_job, human_sentiment_job]
+ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule, glass_chain_tvl_schedule,
+                 glass_hourly_snapshots, human_every_15_minutes, human_daily_sentiment_schedule]

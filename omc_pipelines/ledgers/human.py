@@ -32,7 +32,7 @@ def item_rows(items, collected_at: datetime) -> list[dict]:
     return [
         {"source": i.source, "external_id": i.external_id, "title": i.title, "text": i.text, "url": i.url,
          "author": i.author, "published_at": i.published_at, "currencies": list(i.currencies),
-         "engagement": dict(i.engagement), "sentiment": adjusted_score(f"{i.title}. {i.text}", i.engagement),
+         "engagement": dict(i.engagement), "sentiment": adjusted_score(i.sentiment_text, i.engagement),
          "weight": engagement_weight(i.engagement), "collected_at": collected_at}
         for i in items
     ]
@@ -58,7 +58,8 @@ def _not_configured(context: AssetExecutionContext, exc: NotConfigured) -> Mater
        description="Entries of the news sites' RSS feeds (OMC_NEWS_FEEDS), keyed by link, with sentiment.")
 def news_items(context: AssetExecutionContext, ledger_db: LedgerDatabase, news: NewsFeedsResource) -> MaterializeResult:
     with news.client() as client:
-        items, errors = client.fetch_all()
+        fetched = client.fetch_all()
+    items, errors = fetched.all_items, fetched.errors
     for feed, error in errors.items():
         context.log.warning(f"feed {feed} failed: {error}")
     if errors and not items:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from omc_pipelines import settings
 from omc_pipelines.sandbox.coinspot import CoinSpotMarket
 from omc_pipelines.sandbox.defillama import DefiLlamaSandbox
+from omc_pipelines.sandbox.human import HumanSandbox
 from omc_pipelines.sandbox.sec import SecEdgarSandbox
 from omc_pipelines.sandbox.zendesk import HelpCentre
 from omc_pipelines.sandbox.server import FAULT_KINDS, Fault, Response, SandboxServer
@@ -29,21 +30,21 @@ class Sandbox:
         self.zendesk.install(self.server)
         self.defillama = DefiLlamaSandbox()
         self.defillama.install(self.server)
+        self.human = HumanSandbox()
+        self.human.install(self.server)
         self.server.route("POST", r"/_sandbox/reset", self._reset)
 
     @property
     def url(self) -> str:
         return self.server.url
 
-    def env(self) -> dict[str, str]:
-        """The environment that points every source of the pipeline here."""
-        return {
-            name: self.url
-            for name in (
-                settings.COINSPOT_URL, settings.ZENDESK_URL, settings.SEC_DATA_URL, settings.SEC_ARCHIVES_URL,
-                settings.DEFILLAMA_URL, settings.DEFILLAMA_STABLECOINS_URL, settings.CRYPTOPANIC_URL, settings.REDDIT_URL,
-            )
-        }
+    def env(self, credentials: bool = True) -> dict[str, str]:
+        """The environment that points every source of the pipeline here; with the
+        sandbox's own fake credentials unless ``credentials`` is false (to see the
+        "not configured" state)."""
+        hosts = (settings.COINSPOT_URL, settings.ZENDESK_URL, settings.SEC_DATA_URL, settings.SEC_ARCHIVES_URL,
+                 settings.DEFILLAMA_URL, settings.DEFILLAMA_STABLECOINS_URL)
+        return {**{name: self.url for name in hosts}, **self.human.env(self.url, credentials=credentials)}
 
     def inject(self, fault: Fault) -> None:
         self.server.inject(fault)
@@ -56,6 +57,7 @@ class Sandbox:
         self.sec.reset()
         self.zendesk.reset()
         self.defillama.reset()
+        self.human.reset()
 
     def _reset(self, request, match):
         self.reset()

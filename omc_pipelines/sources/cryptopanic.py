@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from omc_pipelines.settings import CRYPTOPANIC_TOKEN
 from omc_pipelines.sources.coins import extract_coins
-from omc_pipelines.sources.http import HttpSource, SourcePayloadError, SourceRefused
-from omc_pipelines.sources.human import HumanItem, NotConfigured, html_to_text, squash
+from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRefused
+from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, html_to_text, squash
 
 SOURCE = "cryptopanic"
 POSTS = "/api/developer/v2/posts/"
@@ -215,13 +215,15 @@ class CryptoPanicClient:
             return self.http.get_json(path, params)
         except SourceRefused as exc:
             if exc.status in (401, 403):
-                raise CryptoPanicRefused(
+                raise detached(CryptoPanicRefused(
                     SOURCE, exc.url,
                     f"CryptoPanic refused the request (HTTP {exc.status}): the auth token is not valid, or the "
                     f"plan does not allow this request (its limits on pages, filters or requests)",
                     exc.status,
-                ) from None
-            raise
+                )) from None
+            raise detached(exc)
+        except SourceError as exc:
+            raise detached(exc)  # its chain holds the request, token and all
 
     def _next_request(self, link: str) -> tuple[str, dict[str, Any]]:
         """Where a ``next`` link points, as path and parameters for the same ``HttpSource``.

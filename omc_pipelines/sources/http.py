@@ -157,20 +157,25 @@ class HttpSource:
         for attempt in range(self.retries + 1):
             last_try = attempt == self.retries
             self._limiter.wait()
+            # Errors are raised outside the except blocks: httpx's exception carries the
+            # request (URL with its query, headers with credentials), and an error raised
+            # inside would keep it as __context__ for any tool that walks the chain.
+            failure = fatal = None
             try:
                 response = self._client.get(url, params=params, headers=headers)
             except httpx.TimeoutException:
-                if last_try:
-                    raise SourceUnavailable(self.name, shown, f"timed out after {self.timeout:g} s") from None
-                self.sleep(self._backoff(attempt))
-                continue
+                failure = f"timed out after {self.timeout:g} s"
             except httpx.TransportError as exc:
+                failure = f"connection failed ({exc.__class__.__name__})"
+            except httpx.HTTPError as exc:  # redirect loops, undecodable bodies: no retry mends them
+                fatal = f"request failed ({exc.__class__.__name__})"
+            if fatal:
+                raise SourceUnavailable(self.name, shown, fatal)
+            if failure:
                 if last_try:
-                    raise SourceUnavailable(self.name, shown, f"connection failed ({exc.__class__.__name__})") from None
+                    raise SourceUnavailable(self.name, shown, failure)
                 self.sleep(self._backoff(attempt))
                 continue
-            except httpx.HTTPError as exc:  # redirect loops, undecodable bodies: no retry mends them
-                raise SourceUnavailable(self.name, shown, f"request failed ({exc.__class__.__name__})") from None
             status = response.status_code
             if status < 400:
                 return response

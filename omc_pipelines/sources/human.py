@@ -44,7 +44,7 @@ class HumanItem:
     author: str | None
     published_at: datetime  # aware, UTC
     currencies: tuple[str, ...]  # coin symbols, upper case
-    engagement: dict[str, int] = field(default_factory=dict)
+    engagement: dict[str, int] = field(default_factory=dict, hash=False)  # a dict: left out of the hash
     # Where inside the source: the feed's name, the publisher's domain on CryptoPanic, the subreddit.
     channel: str | None = None
     # "news"/"media" on CryptoPanic, "self"/"link" on Reddit, "article" for a news entry.
@@ -64,6 +64,20 @@ class HumanItem:
             return body
         joiner = " " if self.title.rstrip()[-1:] in ".!?" else ". "
         return f"{self.title.rstrip()}{joiner}{body}"
+
+
+def detached(exc: BaseException) -> BaseException:
+    """``exc`` with its chain cut, for re-raising where a secret travels.
+
+    The HTTP layer raises its errors ``from None``, which hides the underlying httpx
+    error from tracebacks but keeps it as ``__context__``, and that error's ``request``
+    holds the full URL and headers: the token in a query, the bearer or basic
+    credentials. Anything that walks the chain (an error reporter, a debugger) would
+    find them; a detached error has no chain to walk."""
+    exc.__context__ = None
+    exc.__cause__ = None
+    exc.__suppress_context__ = True
+    return exc
 
 
 # --- HTML to text -------------------------------------------------------------------------

@@ -50,6 +50,9 @@ SOURCE_PREFIX = "news:"
 MAX_TEXT_CHARS = 10_000
 FEED_ACCEPT = "application/rss+xml, application/atom+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Defects feedparser flags that do not spoil the content: a charset other than declared,
+# a content type other than XML.
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 # Zone names RFC 822's parser in the standard library does not know (it knows UT, GMT, Z
 # and the North American zones) but that feeds send; an unknown name counts as UTC.
@@ -113,9 +116,15 @@ def _from_struct(value: Any) -> datetime | None:
         return None
 
 
+def _raw(obj: Mapping[str, Any], key: str) -> Any:
+    # feedparser's dicts answer some missing keys from others ("updated" from "published",
+    # with a deprecation warning): read what the feed itself said.
+    return dict.get(obj, key) if isinstance(obj, dict) else None
+
+
 def _first_date(obj: Mapping[str, Any], keys: Iterable[str]) -> datetime | None:
     for key in keys:
-        when = parse_date(obj.get(key)) or _from_struct(obj.get(f"{key}_parsed"))
+        when = parse_date(_raw(obj, key)) or _from_struct(_raw(obj, f"{key}_parsed"))
         if when is not None:
             return when
     return None
@@ -139,18 +148,18 @@ def _is_url(value: str) -> bool:
 
 
 def _detail_text(entry: Mapping[str, Any], key: str) -> str:
-    value = entry.get(key) or ""
-    detail = entry.get(f"{key}_detail") or {}
-    if detail.get("type") in _HTML_TYPES or "<" in value:
+    value = _raw(entry, key) or ""
+    detail = _raw(entry, f"{key}_detail") or {}
+    if _raw(detail, "type") in _HTML_TYPES or "<" in value:
         return squash(html_to_text(value))
     return squash(value)
 
 
 def _body(entry: Mapping[str, Any]) -> str:
-    text = html_to_text(entry.get("summary"))
+    text = html_to_text(_raw(entry, "summary"))
     if not text:
-        for content in entry.get("content") or ():
-            text = html_to_text(content.get("value"))
+        for content in _raw(entry, "content") or ():
+            text = html_to_text(_raw(content, "value"))
             if text:
                 break
     return text[:MAX_TEXT_CHARS]
@@ -167,23 +176,28 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
     it came from (relative links resolve against it; errors name it)."""
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
-    entries = parsed.get("entries") or []
-    if not entries:
-        if parsed.get("bozo"):
-            problem = parsed.get("bozo_exception")
+    entries = _raw(parsed, "entries") or []
+    items = _read_entries(entries, feed, _raw(parsed, "feed") or {}, fetched_at)
+    if not items:
+        # A defect with nothing readable (a truncated body, an HTML error page) is an error;
+        # a sound feed with no entries is just empty.
+        if not _raw(parsed, "version"):
+            raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not an RSS or Atom feed")
+        problem = _raw(parsed, "bozo_exception")
+        if _raw(parsed, "bozo") and not isinstance(problem, _HARMLESS):
             raise SourcePayloadError(
                 source_name(feed), url, f"feed {feed!r} is not readable XML ({problem.__class__.__name__}: {problem})"
             )
-        if not parsed.get("version"):
-            raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not an RSS or Atom feed")
-        return []
-    channel = parsed.get("feed") or {}
+    return items
+
+
+def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_at: datetime | None) -> list[HumanItem]:
     feed_date = _first_date(channel, ("updated", "published"))
     fallback = (fetched_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     items: dict[str, HumanItem] = {}
     for entry in entries:
-        link = (entry.get("link") or "").strip()
-        guid = (entry.get("id") or "").strip()
+        link = (_raw(entry, "link") or "").strip()
+        guid = (_raw(entry, "id") or "").strip()
         key = canonical_link(link or guid)
         if not key:
             continue  # nothing to key it by: it cannot be upserted
@@ -195,8 +209,8 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
             published = feed_date
         if published is None:
             published, undated = fallback, True
-        tags = " ".join(t.get("term") or "" for t in entry.get("tags") or ())
-        author = squash(entry.get("author")) or None
+        tags = " ".join(_raw(t, "term") or "" for t in _raw(entry, "tags") or ())
+        author = squash(_raw(entry, "author")) or None
         item = HumanItem(
             source=source_name(feed),
             external_id=key,

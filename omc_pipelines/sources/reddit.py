@@ -50,13 +50,14 @@ from omc_pipelines.settings import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sources.coins import extract_coins
 from omc_pipelines.sources.http import (
     HttpSource,
+    SourceError,
     SourcePayloadError,
     SourceRefused,
     SourceThrottled,
     SourceUnavailable,
     shared_limiter,
 )
-from omc_pipelines.sources.human import HumanItem, NotConfigured, squash
+from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, squash
 
 SOURCE = "reddit"
 TOKEN_PATH = "/api/v1/access_token"
@@ -273,6 +274,9 @@ class RedditClient:
         url = f"{self.auth_url}{TOKEN_PATH}"
         self.token_requests += 1
         shared_limiter(SOURCE, self.http.rate_limit).wait()
+        # Failures are raised outside the except blocks: an httpx error's request carries the
+        # basic credentials, and must not ride along as the new error's __context__.
+        failure = None
         try:
             with httpx.Client(timeout=httpx.Timeout(self._token_timeout, connect=min(self._token_timeout, 5.0)),
                               transport=self._transport, follow_redirects=False) as client:
@@ -281,9 +285,11 @@ class RedditClient:
                     headers={"User-Agent": self.user_agent, "Accept": "application/json"},
                 )
         except httpx.TimeoutException:
-            raise SourceUnavailable(SOURCE, url, f"token request timed out after {self._token_timeout:g} s") from None
+            failure = f"token request timed out after {self._token_timeout:g} s"
         except httpx.HTTPError as exc:
-            raise SourceUnavailable(SOURCE, url, f"token request failed ({exc.__class__.__name__})") from None
+            failure = f"token request failed ({exc.__class__.__name__})"
+        if failure is not None:
+            raise SourceUnavailable(SOURCE, url, failure)
         status = response.status_code
         if status in (400, 401):
             raise RedditRefused(SOURCE, url, f"Reddit rejected the client credentials (HTTP {status}): check "
@@ -299,7 +305,9 @@ class RedditClient:
         try:
             body = response.json()
         except ValueError:
-            raise SourcePayloadError(SOURCE, url, "token answer is not valid JSON") from None
+            body = None
+        if body is None:
+            raise SourcePayloadError(SOURCE, url, "token answer is not valid JSON")
         if not isinstance(body, dict):
             raise SourcePayloadError(SOURCE, url, "token answer is not a JSON object")
         if body.get("error") is not None:
@@ -326,12 +334,15 @@ class RedditClient:
                     self.forget_token()  # expired or revoked: one new token, one more try
                     continue
                 if exc.status == 401:
-                    raise RedditRefused(SOURCE, exc.url, "Reddit refused a fresh token (HTTP 401)", 401) from None
+                    raise detached(RedditRefused(SOURCE, exc.url, "Reddit refused a fresh token (HTTP 401)", 401)) \
+                        from None
                 if exc.status == 403:
-                    raise RedditRefused(
+                    raise detached(RedditRefused(
                         SOURCE, exc.url, f"{REFUSED} (HTTP 403; or the subreddit is private or quarantined)", 403
-                    ) from None
-                raise
+                    )) from None
+                raise detached(exc)
+            except SourceError as exc:
+                raise detached(exc)  # its chain holds the request, bearer token and all
         raise AssertionError("unreachable")
 
     def pages(self, subreddit: str, *, limit: int = MAX_LIMIT, after: str | None = None,
