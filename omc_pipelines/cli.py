@@ -49,7 +49,7 @@ def _run_ledgers(hours: int) -> int:
 
     from omc_pipelines import settings
     from omc_pipelines.db import get_engine, safe_url, upgrade
-    from omc_pipelines.db.models import Candle, CatalystEvent, PriceSnapshot, Trade
+    from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
     from omc_pipelines.definitions import defs
     from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG
 
@@ -85,12 +85,23 @@ def _run_ledgers(hours: int) -> int:
     # What the catalyst sensors' first tick does: record the history window.
     catalysts = [defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
                  for name in ("catalyst_listings", "catalyst_filings")]
-    for result in catalysts:
+    today = now.date()
+    week = {"dagster/asset_partition_range_start": (today - timedelta(days=7)).isoformat(),
+            "dagster/asset_partition_range_end": (today - timedelta(days=1)).isoformat()}
+    others = [
+        defs.resolve_job_def("glass_chain_tvl").execute_in_process(instance=instance, run_config=quiet, tags=week,
+                                                                   raise_on_error=False),
+        defs.resolve_job_def("glass_snapshots").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False),
+        defs.resolve_job_def("human_items").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False),
+        defs.resolve_job_def("human_coin_sentiment").execute_in_process(
+            instance=instance, run_config=quiet, tags=week, raise_on_error=False),
+    ]
+    for result in catalysts + others:
         print(f"{result.job_def.name}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
 
     with engine.connect() as conn:
-        counts = {m.__tablename__: conn.execute(sa.select(sa.func.count()).select_from(m)).scalar_one()
-                  for m in (PriceSnapshot, Trade, Candle, CatalystEvent)}
+        counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                  for t in Base.metadata.sorted_tables}
         kinds = pd.read_sql_query(
             sa.select(CatalystEvent.source, CatalystEvent.event_type, sa.func.count().label("events"))
             .group_by(CatalystEvent.source, CatalystEvent.event_type).order_by(CatalystEvent.source, CatalystEvent.event_type),
@@ -103,15 +114,23 @@ def _run_ledgers(hours: int) -> int:
             .order_by(Candle.hour_start.desc(), Candle.coin).limit(6),
             conn,
         )
+        c = CoinSentimentDaily
+        sentiment = pd.read_sql_query(
+            sa.select(c.day, c.coin, c.items, c.weighted_sentiment, c.share_positive, c.share_negative)
+            .order_by(c.day.desc(), c.items.desc()).limit(6),
+            conn,
+        )
     print("\nrows stored:")
-    for table, count in counts.items():
-        print(f"  {table:<26}{count:>8}")
+    for table, count in sorted(counts.items()):
+        print(f"  {table:<30}{count:>8}")
     print("\ncatalyst events:")
     print(kinds.to_string(index=False) if not kinds.empty else "  none")
     print("\nnewest BTC and ETH candles (AUD):")
     print(recent.to_string(index=False) if not recent.empty else "  none")
+    print("\nsentiment per coin, newest days:")
+    print(sentiment.to_string(index=False) if not sentiment.empty else "  none")
     print(f"\nSee them in the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dg dev")
-    return 0 if candles.success and all(r.success for r in catalysts) else 1
+    return 0 if candles.success and all(r.success for r in catalysts + others) else 1
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
