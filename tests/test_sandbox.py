@@ -390,9 +390,18 @@ def test_reset_restores_the_recorded_world(sandbox, client):
 @pytest.mark.integration
 def test_env_points_every_source_here(sandbox):
     env = sandbox.env()
-    assert env[settings.COINSPOT_URL] == sandbox.url
-    assert set(env.values()) == {sandbox.url}
+    urls = {name: value for name, value in env.items() if name.endswith("_URL")}
+    # Every source the settings name, and nothing but the sandbox.
+    assert set(urls) == {name for name in vars(settings).values()
+                         if isinstance(name, str) and name.startswith("OMC_") and name.endswith("_URL")
+                         and name != settings.DATABASE_URL}
+    assert set(urls.values()) == {sandbox.url}
+    feeds = dict(pair.split("=", 1) for pair in env[settings.NEWS_FEEDS].split(","))
+    assert all(url.startswith(f"{sandbox.url}/feeds/") for url in feeds.values())
     assert sandbox.url.startswith("http://127.0.0.1:")
+    # The sandbox's own fake credentials, or none to see the "not configured" state.
+    assert env[settings.CRYPTOPANIC_TOKEN] and env[settings.REDDIT_CLIENT_SECRET]
+    assert settings.CRYPTOPANIC_TOKEN not in sandbox.env(credentials=False)
 
 
 # --- recorded trade times ----------------------------------------------------------------

@@ -58,6 +58,7 @@ from omc_pipelines.sources.http import (
     SourceRefused,
     SourceUnavailable,
 )
+from omc_pipelines.sources.payload import Payload, parse_utc
 
 SOURCE = "zendesk"
 DEFAULT_CATEGORY = "115000579994"  # CoinSpot's "Announcements"; settings.DEFAULT_ZENDESK_CATEGORY
@@ -151,19 +152,14 @@ class _PathFailed(Exception):
 # --- the API's payloads ------------------------------------------------------------------
 
 
-class _Payload:
-    """Reads fields out of one payload; every complaint names the URL and the field."""
+class _Payload(Payload):
+    """Zendesk's readers on top of the shared ones (``time`` among them)."""
 
-    def __init__(self, url: str):
-        self.url = url
-
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
-
-    def field(self, obj: dict, name: str, where: str) -> Any:
-        if name not in obj or obj[name] is None:
+    def field(self, obj: Any, name: str, where: str) -> Any:
+        value = super().field(obj, name, where)
+        if value is None:  # Zendesk sends null for a field it has no value for
             raise self.fail(f"{where} has no {name!r}")
-        return obj[name]
+        return value
 
     def integer(self, value: Any, where: str) -> int:
         if isinstance(value, bool):
@@ -178,24 +174,6 @@ class _Payload:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{where} is {value!r}, not a non-empty string")
         return value.strip()
-
-    def time(self, value: Any, where: str) -> datetime:
-        if not isinstance(value, str):
-            raise self.fail(f"{where} is {value!r}, not a time string")
-        parsed = _parse_time(value)
-        if parsed is None:
-            raise self.fail(f"{where} is {value!r}, not an ISO time")
-        return parsed
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)  # Zendesk's times are UTC
-    return parsed.astimezone(timezone.utc)
 
 
 def parse_article(p: _Payload, row: Any, where: str) -> Article | None:
@@ -236,7 +214,7 @@ def parse_articles_page(payload: Any, url: str) -> tuple[list[Article], str | No
     while ``meta.has_more``, and where a response carries only ``meta.after_cursor`` the
     next URL is this one with ``page[after]`` set to it.
     """
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(payload, dict):
         raise p.fail(f"expected a JSON object, got {type(payload).__name__}")
     rows = p.field(payload, "articles", "body")
@@ -351,7 +329,7 @@ def parse_article_list(html: str, url: str) -> ArticleList:
     parser = _ListParser()
     parser.feed(html)
     parser.close()
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     articles: dict[int, ListedArticle] = {}
     for i, (href, title, section) in enumerate(parser.entries):
         where = f"{LIST_SELECTOR}[{i}]"
@@ -425,10 +403,10 @@ def parse_article_page(html: str, url: str) -> ArticlePage:
     parser = _ArticlePageParser()
     parser.feed(html)
     parser.close()
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     times = []
     for i, value in enumerate(parser.times):
-        when = _parse_time(value)
+        when = parse_utc(value)
         if when is None:
             raise p.fail(f"time[datetime][{i}] is {value!r}, not an ISO time")
         times.append(when)

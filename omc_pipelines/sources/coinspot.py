@@ -6,12 +6,12 @@ Parse functions take the decoded JSON and return typed rows, or raise
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from omc_pipelines.sources.http import HttpSource, SourcePayloadError
+from omc_pipelines.sources.http import HttpSource
+from omc_pipelines.sources.payload import Payload
 
 SOURCE = "coinspot"
 PUBLIC = "/pubapi/v2"
@@ -38,14 +38,8 @@ class TradePrint:
     sold_at: datetime
 
 
-class _Payload:
-    """Reads fields out of one payload; every complaint names the URL and the field."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
+class _Payload(Payload):
+    """CoinSpot's readers on top of the shared ones."""
 
     def ok_body(self, payload: Any) -> dict:
         if not isinstance(payload, dict):
@@ -54,48 +48,16 @@ class _Payload:
             raise self.fail(f"status is {payload.get('status')!r}, message {payload.get('message')!r}")
         return payload
 
-    def field(self, obj: Any, name: str, where: str) -> Any:
-        if not isinstance(obj, dict) or name not in obj:
-            raise self.fail(f"{where} has no {name!r}")
-        return obj[name]
-
-    def price(self, value: Any, where: str) -> float | None:
-        """A price as CoinSpot sends it: a string, a number, "NaN" or nothing."""
-        if value is None or value == "":
-            return None
-        if isinstance(value, bool):
-            raise self.fail(f"{where} is a boolean")
-        if isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise self.fail(f"{where} is {value!r}, not a number") from None
-        else:
-            raise self.fail(f"{where} is a {type(value).__name__}")
-        if math.isnan(number):
-            return None  # CoinSpot's way of saying an illiquid pair has no price
-        if math.isinf(number):
-            raise self.fail(f"{where} is infinite")
-        return number
-
-    def number(self, value: Any, where: str) -> float:
-        number = self.price(value, where)
+    def required_number(self, value: Any, where: str) -> float:
+        number = self.number(value, where)
         if number is None:
             raise self.fail(f"{where} is missing or NaN")
         return number
 
     def time(self, value: Any, where: str) -> datetime:
         if not isinstance(value, str):
-            raise self.fail(f"{where} is not a time string")
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise self.fail(f"{where} is {value!r}, not an ISO time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)  # CoinSpot's times are UTC
-        return parsed.astimezone(timezone.utc)
+            raise self.fail(f"{where} is not a time string")  # CoinSpot's own wording, kept
+        return super().time(value, where)
 
 
 def split_market_key(key: str) -> tuple[str, str]:
@@ -106,7 +68,7 @@ def split_market_key(key: str) -> tuple[str, str]:
 
 def parse_latest(payload: Any, url: str = PUBLIC + "/latest") -> list[PriceQuote]:
     """``/latest``: every coin and market the summary covers."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     prices = p.field(p.ok_body(payload), "prices", "body")
     if not isinstance(prices, dict):
         raise p.fail("prices is not an object")
@@ -119,7 +81,7 @@ def parse_latest(payload: Any, url: str = PUBLIC + "/latest") -> list[PriceQuote
 
 def parse_latest_coin(payload: Any, coin: str, url: str | None = None) -> PriceQuote:
     """``/latest/{coin}``: one coin on the AUD market, for coins ``/latest`` omits."""
-    p = _Payload(url or f"{PUBLIC}/latest/{coin}")
+    p = _Payload(SOURCE, url or f"{PUBLIC}/latest/{coin}")
     entry = p.field(p.ok_body(payload), "prices", "body")
     return _quote(p, coin.lower(), DEFAULT_MARKET, entry, "prices")
 
@@ -130,15 +92,15 @@ def _quote(p: _Payload, coin: str, market: str, entry: Any, where: str) -> Price
     return PriceQuote(
         coin=coin,
         market=market,
-        bid=p.price(entry.get("bid"), f"{where}.bid"),
-        ask=p.price(entry.get("ask"), f"{where}.ask"),
-        last=p.price(entry.get("last"), f"{where}.last"),
+        bid=p.number(entry.get("bid"), f"{where}.bid"),
+        ask=p.number(entry.get("ask"), f"{where}.ask"),
+        last=p.number(entry.get("last"), f"{where}.last"),
     )
 
 
 def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> list[TradePrint]:
     """``/orders/completed/{coin}``: the recent trades of one coin, both books."""
-    p = _Payload(url or f"{PUBLIC}/orders/completed/{coin}")
+    p = _Payload(SOURCE, url or f"{PUBLIC}/orders/completed/{coin}")
     body = p.ok_body(payload)
     trades = []
     for book, side in (("buyorders", "buy"), ("sellorders", "sell")):
@@ -153,8 +115,8 @@ def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> l
             base, _, quote = market.partition("/")
             if not quote or base.lower() != coin.lower():
                 raise p.fail(f"{where}.market is {market!r}, expected {coin.upper()}/<market>")
-            amount = p.number(p.field(row, "amount", where), f"{where}.amount")
-            rate = p.number(p.field(row, "rate", where), f"{where}.rate")
+            amount = p.required_number(p.field(row, "amount", where), f"{where}.amount")
+            rate = p.required_number(p.field(row, "rate", where), f"{where}.rate")
             total = row.get("total")
             trades.append(
                 TradePrint(
@@ -163,7 +125,7 @@ def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> l
                     side=side,
                     amount=amount,
                     rate=rate,
-                    total=amount * rate if total is None else p.number(total, f"{where}.total"),
+                    total=amount * rate if total is None else p.required_number(total, f"{where}.total"),
                     sold_at=p.time(p.field(row, "solddate", where), f"{where}.solddate"),
                 )
             )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -33,6 +33,7 @@ from omc_pipelines.settings import CRYPTOPANIC_TOKEN
 from omc_pipelines.sources.coins import extract_coins
 from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRefused
 from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, html_to_text, squash
+from omc_pipelines.sources.payload import Payload
 
 SOURCE = "cryptopanic"
 POSTS = "/api/developer/v2/posts/"
@@ -54,32 +55,13 @@ class PostsPage:
     count: int | None
 
 
-class _Payload:
-    def __init__(self, url: str):
-        self.url = url
-
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
+class _Payload(Payload):
+    """CryptoPanic's readers on top of the shared ones."""
 
     def text(self, obj: dict, name: str, where: str, *, required: bool = False) -> str:
-        value = obj.get(name)
-        if value is None:
-            if required:
-                raise self.fail(f"{where} has no {name!r}")
-            return ""
-        if not isinstance(value, str):
-            raise self.fail(f"{where}.{name} is a {type(value).__name__}, not text")
-        return value
-
-    def time(self, obj: dict, name: str, where: str) -> datetime:
-        value = self.text(obj, name, where, required=True)
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise self.fail(f"{where}.{name} is {value!r}, not an ISO time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+        if required and obj.get(name) is None:
+            raise self.fail(f"{where} has no {name!r}")
+        return self.text_or_empty(obj.get(name), f"{where}.{name}")
 
     def count(self, value: Any, where: str) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
@@ -116,11 +98,11 @@ def _codes(p: _Payload, post: dict, where: str) -> tuple[str, ...] | None:
 
 def parse_post(post: Any, url: str = POSTS, where: str = "post") -> HumanItem:
     """One post of the ``results`` list."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(post, dict):
         raise p.fail(f"{where} is not an object")
     title = squash(html_to_text(p.text(post, "title", where, required=True)))
-    published = p.time(post, "published_at", where)
+    published = p.time(p.text(post, "published_at", where, required=True), f"{where}.published_at")
     description = html_to_text(p.text(post, "description", where))
     source = post.get("source")
     if source is not None and not isinstance(source, dict):
@@ -158,7 +140,7 @@ def parse_post(post: Any, url: str = POSTS, where: str = "post") -> HumanItem:
 
 def parse_posts(payload: Any, url: str = POSTS) -> PostsPage:
     """One page: ``{"count", "next", "previous", "results": [...]}``."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(payload, dict):
         raise p.fail(f"expected a JSON object, got {type(payload).__name__}")
     results = payload.get("results")

@@ -30,7 +30,6 @@ What the real API does that the parsers absorb:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -38,7 +37,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from omc_pipelines.sources.http import HttpSource, SourcePayloadError
+from omc_pipelines.sources.http import HttpSource
+from omc_pipelines.sources.payload import Payload
 
 SOURCE = "defillama"
 DATA_TYPES = {"fees": "dailyFees", "revenue": "dailyRevenue"}
@@ -101,14 +101,8 @@ class Stablecoin:
     id: str  # DeFiLlama's id ("1" is Tether): the natural key, as symbols are not unique
 
 
-class _Payload:
-    """Reads fields out of one payload; every complaint names the URL and the field."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
+class _Payload(Payload):
+    """DeFiLlama's readers on top of the shared ones (``number`` among them)."""
 
     def list(self, value: Any, where: str) -> list:
         if not isinstance(value, list):
@@ -134,27 +128,6 @@ class _Payload:
             raise self.fail(f"{where}.{name} is {_kind(value)}, expected a string")
         value = value.strip()
         return value or None
-
-    def number(self, value: Any, where: str) -> float | None:
-        """A number as DeFiLlama sends it: a number, a numeric string, null or nothing."""
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, bool):
-            raise self.fail(f"{where} is a boolean, not a number")
-        if isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise self.fail(f"{where} is {value[:40]!r}, not a number") from None
-        else:
-            raise self.fail(f"{where} is {_kind(value)}, not a number")
-        if math.isnan(number):
-            return None
-        if math.isinf(number):
-            raise self.fail(f"{where} is infinite")
-        return number
 
     def field_number(self, obj: dict, name: str, where: str) -> float | None:
         return self.number(obj.get(name), f"{where}.{name}")
@@ -212,7 +185,7 @@ def _rows(p: _Payload, payload: Any, where: str) -> Iterable[tuple[str, dict]]:
 
 def parse_chains(payload: Any, url: str = "/v2/chains") -> list[Chain]:
     """``/v2/chains``: every chain with its current TVL. One row per chain name."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     chains: dict[str, Chain] = {}
     for at, row in _rows(p, payload, "body"):
         name = p.text(row, "name", at)
@@ -243,7 +216,7 @@ def _chain_id(p: _Payload, value: Any, where: str) -> int | None:
 def parse_chain_tvl(payload: Any, chain: str, url: str | None = None) -> list[ChainTvl]:
     """``/v2/historicalChainTvl/{chain}``: daily TVL, oldest first, one row per UTC day
     (where a day has two points, the later one). Points without a TVL are skipped."""
-    p = _Payload(url or f"/v2/historicalChainTvl/{chain}")
+    p = _Payload(SOURCE, url or f"/v2/historicalChainTvl/{chain}")
     latest: dict[date, tuple[float, float]] = {}
     for at, row in _rows(p, payload, "body"):
         day, seconds = p.day(row.get("date"), f"{at}.date")
@@ -257,7 +230,7 @@ def parse_chain_tvl(payload: Any, chain: str, url: str | None = None) -> list[Ch
 
 def parse_protocols(payload: Any, url: str = "/protocols") -> list[Protocol]:
     """``/protocols``: every listed protocol (child protocols, CEXes included). One row per slug."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     protocols: dict[str, Protocol] = {}
     for at, row in _rows(p, payload, "body"):
         name = p.text(row, "name", at)
@@ -318,7 +291,7 @@ def parse_fees(payload: Any, data_type: str, url: str | None = None) -> list[Pro
     revenue) over 24 h, 7 and 30 days. One row per slug. ``data_type``: "fees"|"revenue"."""
     if data_type not in DATA_TYPES:
         raise ValueError(f"data_type must be one of {', '.join(DATA_TYPES)}, not {data_type!r}")
-    p = _Payload(url or f"{FEES_PATH}?dataType={DATA_TYPES[data_type]}")
+    p = _Payload(SOURCE, url or f"{FEES_PATH}?dataType={DATA_TYPES[data_type]}")
     body = p.object(payload, "body")
     rows: dict[str, ProtocolFees] = {}
     for at, row in _rows(p, body.get("protocols"), "protocols"):
@@ -350,7 +323,7 @@ def parse_stablecoins(payload: Any, url: str = "/stablecoins?includePrices=true"
     for a coin not pegged to the dollar (``peggedEUR``) it is converted at the coin's
     USD price, and is ``None`` without one. One row per DeFiLlama id.
     """
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     body = p.object(payload, "body")
     coins: dict[str, Stablecoin] = {}
     for at, row in _rows(p, body.get("peggedAssets"), "peggedAssets"):

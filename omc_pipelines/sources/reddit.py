@@ -58,6 +58,7 @@ from omc_pipelines.sources.http import (
     shared_limiter,
 )
 from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, squash
+from omc_pipelines.sources.payload import Payload
 
 SOURCE = "reddit"
 TOKEN_PATH = "/api/v1/access_token"
@@ -98,26 +99,11 @@ class ListingPage:
     after: str | None
 
 
-class _Payload:
-    def __init__(self, url: str):
-        self.url = url
+class _Payload(Payload):
+    """Reddit's readers on top of the shared ones."""
 
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
-
-    def field(self, obj: dict, name: str, where: str) -> Any:
-        if name not in obj:
-            raise self.fail(f"{where} has no {name!r}")
-        return obj[name]
-
-    def text(self, value: Any, where: str) -> str:
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self.fail(f"{where} is a {type(value).__name__}, not text")
-        return value
-
-    def number(self, value: Any, where: str) -> float:
+    def json_number(self, value: Any, where: str) -> float:
+        """Stricter than the shared ``number``: Reddit sends real JSON numbers, never strings."""
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
             raise self.fail(f"{where} is {value!r}, not a number")
         return float(value)
@@ -125,35 +111,35 @@ class _Payload:
 
 def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> HumanItem:
     """The ``data`` of one ``t3`` child."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(data, dict):
         raise p.fail(f"{where} is not an object")
-    post_id = p.text(p.field(data, "id", where), f"{where}.id")
+    post_id = p.text_or_empty(p.field(data, "id", where), f"{where}.id")
     if not post_id:
         raise p.fail(f"{where}.id is empty")
-    name = p.text(data.get("name"), f"{where}.name") or f"t3_{post_id}"
-    title = squash(p.text(p.field(data, "title", where), f"{where}.title"))
-    selftext = p.text(data.get("selftext"), f"{where}.selftext").strip()
+    name = p.text_or_empty(data.get("name"), f"{where}.name") or f"t3_{post_id}"
+    title = squash(p.text_or_empty(p.field(data, "title", where), f"{where}.title"))
+    selftext = p.text_or_empty(data.get("selftext"), f"{where}.selftext").strip()
     if selftext in _GONE:
         selftext = ""
-    subreddit = p.text(data.get("subreddit"), f"{where}.subreddit")
-    created = p.number(p.field(data, "created_utc", where), f"{where}.created_utc")
+    subreddit = p.text_or_empty(data.get("subreddit"), f"{where}.subreddit")
+    created = p.json_number(p.field(data, "created_utc", where), f"{where}.created_utc")
     try:
         published = datetime.fromtimestamp(created, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise p.fail(f"{where}.created_utc is {created!r}, not a time") from None
-    author = p.text(data.get("author"), f"{where}.author").strip()
-    permalink = p.text(data.get("permalink"), f"{where}.permalink")
-    link = p.text(data.get("url"), f"{where}.url")
+    author = p.text_or_empty(data.get("author"), f"{where}.author").strip()
+    permalink = p.text_or_empty(data.get("permalink"), f"{where}.permalink")
+    link = p.text_or_empty(data.get("url"), f"{where}.url")
     is_self = data.get("is_self")
     if is_self is None:
         is_self = not link or "/comments/" in link
     engagement: dict[str, int] = {}
     for key in ("score", "num_comments"):
         if data.get(key) is not None:
-            engagement[key] = int(p.number(data[key], f"{where}.{key}"))
+            engagement[key] = int(p.json_number(data[key], f"{where}.{key}"))
     if data.get("upvote_ratio") is not None:
-        ratio = p.number(data["upvote_ratio"], f"{where}.upvote_ratio")
+        ratio = p.json_number(data["upvote_ratio"], f"{where}.upvote_ratio")
         if not 0.0 <= ratio <= 1.0:
             raise p.fail(f"{where}.upvote_ratio is {ratio!r}, not between 0 and 1")
         engagement["upvote_ratio_pct"] = round(ratio * 100)
@@ -180,7 +166,7 @@ def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> Hu
 def parse_listing(payload: Any, url: str = "/r/?/new.json") -> ListingPage:
     """``{"kind": "Listing", "data": {"after", "children": [{"kind": "t3", "data": {...}}]}}``.
     Children of other kinds (comments, ads) are skipped."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(payload, dict) or payload.get("kind") != "Listing":
         raise p.fail("expected a Listing object")
     data = payload.get("data")

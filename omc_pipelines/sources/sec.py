@@ -38,7 +38,8 @@ import httpx
 
 from omc_pipelines.settings import SEC_USER_AGENT
 from omc_pipelines.sources.coins import extract_coins, is_known
-from omc_pipelines.sources.http import USER_AGENT, HttpSource, SourcePayloadError, SourceThrottled
+from omc_pipelines.sources.http import USER_AGENT, HttpSource, SourceThrottled
+from omc_pipelines.sources.payload import Payload
 
 SOURCE = "sec"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -157,19 +158,8 @@ class Form4:
 # --- payload reading -------------------------------------------------------------------
 
 
-class _Payload:
-    """Reads fields out of one payload; every complaint names the URL and the field."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def fail(self, what: str) -> SourcePayloadError:
-        return SourcePayloadError(SOURCE, self.url, f"malformed payload: {what}")
-
-    def field(self, obj: Any, name: str, where: str) -> Any:
-        if not isinstance(obj, dict) or name not in obj:
-            raise self.fail(f"{where} has no {name!r}")
-        return obj[name]
+class _Payload(Payload):
+    """EDGAR's readers on top of the shared ones."""
 
     def text(self, value: Any, where: str, *, empty: bool = True) -> str:
         if not isinstance(value, str):
@@ -316,7 +306,7 @@ def parse_submissions(
     Every form is kept unless ``forms`` names the wanted ones. Document and index
     URLs are built under ``archives_url``. With ``cik``, the payload must be that filer's.
     """
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     if not isinstance(payload, dict):
         raise p.fail(f"expected a JSON object, got {type(payload).__name__}")
     raw_cik = p.field(payload, "cik", "body")
@@ -690,7 +680,7 @@ def _footnote_ids(element: ET.Element | None) -> list[str]:
 def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
     """An ownership document (Form 4, also 3 and 5): issuer, every reporting owner,
     every transaction of both tables, footnotes attached to what cites them."""
-    p = _Payload(url)
+    p = _Payload(SOURCE, url)
     raw = xml.encode() if isinstance(xml, str) else xml
     if b"<!ENTITY" in raw:
         # An ownership document never declares entities; refusing them is the cheap
