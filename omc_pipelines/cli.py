@@ -36,8 +36,6 @@ def demo(args: argparse.Namespace) -> int:
     _dagster_home()
     with Sandbox() as sandbox:
         os.environ.update(sandbox.env())
-        # The sandbox, like the SEC, refuses requests without a contact in the User-Agent.
-        os.environ.setdefault("OMC_SEC_USER_AGENT", "OMC Pipelines demo demo@example.com")
         print(f"sandbox serving every source at {sandbox.url}")
         return _run_ledgers(hours=args.hours)
 

@@ -94,7 +94,9 @@ def coinspot_listing_sensor(context: SensorEvaluationContext, announcements: Ann
     seen = [] if cursor is None else cursor["seen"]
     known = set(seen)
     new = [a for a in articles if str(a.id) not in known]
-    dated = [a.created_at for a in articles if a.created_at] + ([datetime.fromisoformat(cursor["newest"])] if cursor and cursor.get("newest") else [])
+    dated = [a.created_at for a in articles]
+    if cursor and cursor.get("newest"):
+        dated.append(datetime.fromisoformat(cursor["newest"]))
     next_cursor = {"newest": max(dated).isoformat() if dated else None}
     if cursor is None:
         runs = [_history_run("coinspot_announcements", now, len(new))] if new else []

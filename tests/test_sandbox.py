@@ -401,7 +401,8 @@ def test_env_points_every_source_here(sandbox):
     assert sandbox.url.startswith("http://127.0.0.1:")
     # The sandbox's own fake credentials, or none to see the "not configured" state.
     assert env[settings.CRYPTOPANIC_TOKEN] and env[settings.REDDIT_CLIENT_SECRET]
-    assert settings.CRYPTOPANIC_TOKEN not in sandbox.env(credentials=False)
+    assert "@" in env[settings.SEC_USER_AGENT]  # the SEC's rule: a contact email
+    assert not {settings.CRYPTOPANIC_TOKEN, settings.SEC_USER_AGENT} & set(sandbox.env(credentials=False))
 
 
 # --- recorded trade times ----------------------------------------------------------------

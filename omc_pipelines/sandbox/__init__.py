@@ -44,7 +44,11 @@ class Sandbox:
         "not configured" state)."""
         hosts = (settings.COINSPOT_URL, settings.ZENDESK_URL, settings.SEC_DATA_URL, settings.SEC_ARCHIVES_URL,
                  settings.DEFILLAMA_URL, settings.DEFILLAMA_STABLECOINS_URL)
-        return {**{name: self.url for name in hosts}, **self.human.env(self.url, credentials=credentials)}
+        env = {**{name: self.url for name in hosts}, **self.human.env(self.url, credentials=credentials)}
+        if credentials:
+            # The sandbox, like the SEC, refuses requests without a contact in the User-Agent.
+            env[settings.SEC_USER_AGENT] = "OMC Pipelines sandbox sandbox@example.com"
+        return env
 
     def inject(self, fault: Fault) -> None:
         self.server.inject(fault)
