@@ -20,7 +20,7 @@ from omc_pipelines.db.models import Base
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sandbox import Sandbox
 from omc_pipelines.sandbox.sec import SecEdgarSandbox
-from omc_pipelines.sandbox.server import SandboxServer
+from omc_pipelines.sandbox.server import serve
 
 POSTGRES_SERVER = os.environ.get("OMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WATCHLIST = ["btc", "eth", "sol", "pepe"]
@@ -83,12 +83,9 @@ def sandbox():
 @pytest.fixture
 def edgar():
     """EDGAR's sandbox alone, on a server of its own: (server, SecEdgarSandbox)."""
-    server = SandboxServer()
     box = SecEdgarSandbox()
-    box.install(server)
-    server.start()
-    yield server, box
-    server.stop()
+    with serve(box) as server:
+        yield server, box
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omc_pipelines.sandbox.server import Fault, SandboxServer
+from omc_pipelines.sandbox.server import Fault, SandboxServer, serve
 from omc_pipelines.sandbox.zendesk import RECORDINGS, HelpCentre
 from omc_pipelines.sources.announcements import (
     IMPACT,
@@ -77,12 +77,9 @@ class Centre:
 
 @pytest.fixture
 def hc():
-    server = SandboxServer()
     centre = HelpCentre()
-    centre.install(server)
-    server.start()
-    yield Centre(server, centre)
-    server.stop()
+    with serve(centre) as server:
+        yield Centre(server, centre)
 
 
 @pytest.fixture

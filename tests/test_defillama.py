@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from omc_pipelines.sandbox.defillama import RECORDINGS, DefiLlamaSandbox
-from omc_pipelines.sandbox.server import Fault, SandboxServer
+from omc_pipelines.sandbox.server import Fault, serve
 from omc_pipelines.sources.defillama import (
     Chain,
     ChainTvl,
@@ -345,12 +345,9 @@ def test_stablecoins_garbage_names_the_field(asset, field):
 
 @pytest.fixture
 def served():
-    server = SandboxServer()
     box = DefiLlamaSandbox()
-    box.install(server)
-    server.start()
-    yield server, box
-    server.stop()
+    with serve(box) as server:
+        yield server, box
 
 
 @pytest.fixture

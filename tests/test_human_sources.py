@@ -26,7 +26,7 @@ from omc_pipelines.sandbox.human import (
     REDDIT_USERNAME,
     HumanSandbox,
 )
-from omc_pipelines.sandbox.server import SandboxServer
+from omc_pipelines.sandbox.server import SandboxServer, serve
 from omc_pipelines.sources import http as http_layer
 from omc_pipelines.sources.cryptopanic import CryptoPanicClient, CryptoPanicRefused, parse_post, parse_posts
 from omc_pipelines.sources.http import (
@@ -375,12 +375,9 @@ def test_reddit_user_agent_has_the_required_shape():
 
 @pytest.fixture
 def box():
-    server = SandboxServer()
     human = HumanSandbox(page_size=10)
-    human.install(server)
-    server.start()
-    yield server, human
-    server.stop()
+    with serve(human) as server:
+        yield server, human
 
 
 def _cryptopanic(server: SandboxServer, token: str | None = CRYPTOPANIC_TOKEN, **overrides) -> CryptoPanicClient:

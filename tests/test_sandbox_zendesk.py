@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from omc_pipelines.sandbox.server import SandboxServer
+from omc_pipelines.sandbox.server import serve
 from omc_pipelines.sandbox.zendesk import RECORDINGS, HelpCentre
 from omc_pipelines.sources.announcements import parse_article_list, parse_article_page
 
@@ -31,13 +31,9 @@ LISTINGS, COIN_UPDATES, MAINTENANCE, PLATFORM = 360001711234, 360001711254, 3600
 
 @pytest.fixture
 def box():
-    server = SandboxServer()
     centre = HelpCentre()
-    centre.install(server)
-    server.start()
-    with httpx.Client(base_url=server.url, timeout=5.0) as client:
+    with serve(centre) as server, httpx.Client(base_url=server.url, timeout=5.0) as client:
         yield server, centre, client
-    server.stop()
 
 
 def _iso(text: str) -> datetime:

@@ -271,10 +271,6 @@ class HumanSandbox:
         self._counter += 1
         return self._counter
 
-    def feed_xml(self, name: str) -> str:
-        with self._lock:
-            return self.feeds[name].render()
-
     def publish_news(self, feed: str, title: str, *, description: str = "", link: str | None = None,
                      author: str = "Sandbox Reporter", published_at: datetime | None = None) -> str:
         """Add an entry at the top of a feed; returns its link (the item's key)."""

@@ -66,6 +66,15 @@ class Fault:
 Handler = Callable[[Request, re.Match], Response]
 
 
+def serve(*sources) -> SandboxServer:
+    """A server of its own for the given sources (each has ``install``), for tests of one
+    source; use it as a context manager. ``Sandbox`` serves them all."""
+    server = SandboxServer()
+    for source in sources:
+        source.install(server)
+    return server
+
+
 class SandboxServer:
     """A threaded HTTP server on 127.0.0.1; ``port=0`` picks a free port."""
 
@@ -103,6 +112,12 @@ class SandboxServer:
         self._stop.set()  # release stalled requests
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
     def inject(self, fault: Fault) -> None:
         with self._lock:
