@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Base
+from omc_trading.tables import metadata as trading_metadata
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sandbox import Sandbox
 from omc_pipelines.sandbox.sec import SecEdgarSandbox
@@ -64,7 +65,8 @@ def database_url(request, tmp_path):
         return
     url = request.getfixturevalue("postgres_database")
     with get_engine(url).begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        tables = [*Base.metadata.sorted_tables, *trading_metadata.sorted_tables]
+        names = ", ".join(f'"{t.name}"' for t in tables)
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
     yield url
 

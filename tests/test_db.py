@@ -10,12 +10,13 @@ from alembic.migration import MigrationContext
 from omc_pipelines.db import DatabaseNotMigrated, ensure_ready, get_engine, upsert
 from omc_pipelines.db.engine import VERSION_TABLE, current_revision, head_revision
 from omc_pipelines.db.models import Base, CatalystEvent, Trade
+from omc_trading.tables import metadata as trading_metadata
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 2, 3, 0, tzinfo=timezone.utc)
 
 
-def schema_diff(engine: sa.Engine, metadata: sa.MetaData) -> list:
+def schema_diff(engine: sa.Engine, metadata: sa.MetaData | list[sa.MetaData]) -> list:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
         return compare_metadata(context, metadata)
@@ -23,13 +24,13 @@ def schema_diff(engine: sa.Engine, metadata: sa.MetaData) -> list:
 
 def test_migrations_and_models_agree(engine):
     assert current_revision(engine) == head_revision()
-    assert schema_diff(engine, Base.metadata) == []
+    assert schema_diff(engine, [Base.metadata, trading_metadata]) == []
 
 
 def test_the_comparison_sees_drift(engine):
     """The agreement test is only worth something if a difference would show."""
     drifted = sa.MetaData()
-    for table in Base.metadata.sorted_tables:
+    for table in [*Base.metadata.sorted_tables, *trading_metadata.sorted_tables]:
         table.to_metadata(drifted)
     sa.Table("catalyst_events", drifted).append_column(sa.Column("sentiment", sa.Float))
     diff = schema_diff(engine, drifted)
