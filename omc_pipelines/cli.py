@@ -48,14 +48,15 @@ def _run_ledgers(hours: int) -> int:
     from omc_pipelines import settings
     from omc_pipelines.db import get_engine, safe_url, upgrade
     from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
-    from omc_pipelines.definitions import defs
+    from omc_pipelines.definitions import build_defs
     from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG
 
     config = settings.load()
-    engine = get_engine(config.database_url)
+    engine = get_engine(config.ledger_database_url)
     print(f"ledger database: {safe_url(engine.url)}")
     upgrade(engine)
     instance = DagsterInstance.get()
+    defs = build_defs(config)
 
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     # The runs' full event logs are in the UI; here, only what went wrong.
@@ -136,7 +137,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
     from omc_pipelines.db import get_engine, safe_url, upgrade
     from omc_pipelines.db.engine import current_revision
 
-    engine = get_engine(settings.load().database_url)
+    engine = get_engine(settings.load().ledger_database_url)
     before = current_revision(engine)
     upgrade(engine, args.revision)
     print(f"{safe_url(engine.url)}: {before or 'empty'} -> {current_revision(engine)}")

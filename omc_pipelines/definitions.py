@@ -1,8 +1,13 @@
-"""The one Definitions of the project; nothing else builds one."""
+"""The one Definitions of the project; nothing else builds one.
 
+Dagster calls ``defs`` when it loads the code location: the settings are read then, once,
+never at import. ``build_defs(config)`` builds the same from given settings (tests, tools).
+"""
+
+import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
-from omc_pipelines import checks, schedules, sensors, settings
+from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
 from omc_pipelines.ledgers import catalyst, exchange, glass, human
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
@@ -11,11 +16,14 @@ from omc_pipelines.resources import (
 
 
 def build_resources(config: settings.Settings) -> dict:
+    # A value that may hold a secret (a password in the database URL, a token) reaches
+    # Dagster as an EnvVar: the UI and run config show the variable's name only.
+    def secret(field: str):
+        return EnvVar(settings.env_name(field)) if getattr(config, field) is not None else None
+
     return {
-        # A database URL may hold a password: when it comes from the environment the
-        # UI shows the variable's name only.
         "ledger_db": LedgerDatabase(
-            url=EnvVar(settings.DATABASE_URL) if config.database_url_from_env else config.database_url,
+            url=secret("database_url") or config.ledger_database_url,
             auto_migrate=not config.database_url_from_env,
         ),
         "coinspot": CoinSpotResource(
@@ -53,37 +61,48 @@ def build_resources(config: settings.Settings) -> dict:
             timeout=config.http_timeout,
             retries=config.http_retries,
         ),
-        "news": NewsFeedsResource(feeds=config.news_feeds, timeout=config.http_timeout),
+        "news": NewsFeedsResource(feeds=config.news_feeds, timeout=config.http_timeout, retries=config.http_retries),
         "cryptopanic": CryptoPanicResource(
             base_url=config.cryptopanic_url,
-            token=EnvVar(settings.CRYPTOPANIC_TOKEN) if config.cryptopanic_token else None,
+            token=secret("cryptopanic_token"),
             timeout=config.http_timeout,
+            retries=config.http_retries,
         ),
         "reddit": RedditResource(
             base_url=config.reddit_url,
             auth_url=config.reddit_auth_url,
-            client_id=EnvVar(settings.REDDIT_CLIENT_ID) if config.reddit_client_id else None,
-            client_secret=EnvVar(settings.REDDIT_CLIENT_SECRET) if config.reddit_client_secret else None,
+            client_id=secret("reddit_client_id"),
+            client_secret=secret("reddit_client_secret"),
             username=config.reddit_username,
             subreddits=list(config.reddit_subreddits),
             timeout=config.http_timeout,
+            retries=config.http_retries,
         ),
     }
 
 
-defs = Definitions(
-    assets=[
-        exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
-        catalyst.coinspot_announcements, catalyst.sec_filings,
-        *glass.ASSETS,
-        *human.ASSETS,
-    ],
-    asset_checks=checks.ALL,
-    jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,
-    schedules=schedules.ALL_SCHEDULES,
-    sensors=sensors.ALL_SENSORS,
-    resources=build_resources(settings.load()),
-    # The steps are small and I/O-bound: a process per step would cost ~2 s each
-    # (a minutely run took 18 s that way) for no parallelism worth having.
-    executor=in_process_executor,
-)
+ASSETS = [
+    exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
+    catalyst.coinspot_announcements, catalyst.sec_filings,
+    *glass.ASSETS,
+    *human.ASSETS,
+]
+
+
+def build_defs(config: settings.Settings) -> Definitions:
+    return Definitions(
+        assets=freshness.with_policies(partitions.configured(ASSETS, config), config.freshness_minutes),
+        asset_checks=checks.ALL,
+        jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,
+        schedules=schedules.ALL_SCHEDULES,
+        sensors=sensors.build_sensors(config.listing_sensor_seconds, config.filing_sensor_seconds),
+        resources=build_resources(config),
+        # The steps are small and I/O-bound: a process per step would cost ~2 s each
+        # (a minutely run took 18 s that way) for no parallelism worth having.
+        executor=in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> Definitions:
+    return build_defs(settings.current())

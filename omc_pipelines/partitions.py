@@ -1,12 +1,39 @@
-"""Partitions shared by the ledgers."""
+"""Partitions shared by the ledgers.
 
-from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
+Assets are declared with the default start dates (``HOURLY``, ``DAILY``), so that importing a
+ledger never reads the environment; ``definitions.py`` re-dates them to the configured
+``OMC_CANDLES_START`` / ``OMC_DAILY_START`` with :func:`configured`.
+"""
 
-from omc_pipelines import settings
+from collections.abc import Sequence
 
-# Hours are UTC. The first hour is configurable (OMC_CANDLES_START) so that a
-# deployment backfills only as far back as its trade history goes.
-_config = settings.load()
-HOURLY = HourlyPartitionsDefinition(start_date=_config.candles_start, timezone="UTC")
-# Chain TVL and daily sentiment: UTC days from OMC_DAILY_START.
-DAILY = DailyPartitionsDefinition(start_date=_config.daily_start, timezone="UTC")
+from dagster import AssetsDefinition, DailyPartitionsDefinition, HourlyPartitionsDefinition
+
+from omc_pipelines.settings import Settings
+
+
+def hourly(start: str) -> HourlyPartitionsDefinition:
+    """UTC hours from ``start`` (``YYYY-MM-DD-HH:MM``): a deployment backfills only as far
+    back as its trade history goes."""
+    return HourlyPartitionsDefinition(start_date=start, timezone="UTC")
+
+
+def daily(start: str) -> DailyPartitionsDefinition:
+    """UTC days from ``start``: chain TVL, daily sentiment, daily P&L."""
+    return DailyPartitionsDefinition(start_date=start, timezone="UTC")
+
+
+HOURLY = hourly(Settings.model_fields["candles_start"].default)
+DAILY = daily(Settings.model_fields["daily_start"].default)
+
+
+def configured(assets: Sequence[AssetsDefinition], config: Settings) -> list[AssetsDefinition]:
+    """``assets`` with the default partitions replaced by the configured ones."""
+    replacements = {HOURLY: hourly(config.candles_start), DAILY: daily(config.daily_start)}
+
+    def redate(spec):
+        if spec.partitions_def in replacements:
+            return spec.replace_attributes(partitions_def=replacements[spec.partitions_def])
+        return spec
+
+    return [a.map_asset_specs(redate) if a.partitions_def in replacements else a for a in assets]

@@ -1,52 +1,29 @@
-"""Every environment variable the project reads, in one place.
+"""Every environment variable the project reads: one typed declaration each, with its bounds.
 
-Nothing else in the project calls ``os.environ``: code asks :func:`load` for a
-:class:`Settings` and Dagster sees the values as resource fields.
+Nothing else in the project calls ``os.environ``. A variable is ``OMC_`` plus its field's
+name in capitals (``http_timeout`` is ``OMC_HTTP_TIMEOUT``); ``settings.HTTP_TIMEOUT``
+spells that name for code that must point at a variable (errors, ``EnvVar``, the sandbox).
+A value out of bounds, NaN or infinite is refused with the variable's name: no setting can
+switch a safety limit off. :func:`current` reads the environment once per process, when
+first asked, never at import.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated, Any
 
-# Names that are part of the interface; README's configuration table lists them.
-DATABASE_URL = "OMC_DATABASE_URL"
-HOME = "OMC_HOME"
-COINSPOT_URL = "OMC_COINSPOT_URL"
-ZENDESK_URL = "OMC_ZENDESK_URL"
-SEC_DATA_URL = "OMC_SEC_DATA_URL"
-SEC_ARCHIVES_URL = "OMC_SEC_ARCHIVES_URL"
-DEFILLAMA_URL = "OMC_DEFILLAMA_URL"
-CRYPTOPANIC_URL = "OMC_CRYPTOPANIC_URL"
-REDDIT_URL = "OMC_REDDIT_URL"
-COINSPOT_WATCHLIST = "OMC_COINSPOT_WATCHLIST"
-COINSPOT_RATE_LIMIT = "OMC_COINSPOT_RATE_LIMIT"
-HTTP_TIMEOUT = "OMC_HTTP_TIMEOUT"
-HTTP_RETRIES = "OMC_HTTP_RETRIES"
-CANDLES_START = "OMC_CANDLES_START"
-DAILY_START = "OMC_DAILY_START"
-FRESHNESS_MINUTES = "OMC_FRESHNESS_MINUTES"
-SEC_USER_AGENT = "OMC_SEC_USER_AGENT"
-SEC_RATE_LIMIT = "OMC_SEC_RATE_LIMIT"
-SEC_CIKS = "OMC_SEC_CIKS"
-SEC_FORMS = "OMC_SEC_FORMS"
-ZENDESK_CATEGORY = "OMC_ZENDESK_CATEGORY"
-BROWSER_PATH = "OMC_BROWSER_PATH"
-LISTING_SENSOR_SECONDS = "OMC_LISTING_SENSOR_SECONDS"
-FILING_SENSOR_SECONDS = "OMC_FILING_SENSOR_SECONDS"
-CATALYST_HISTORY_DAYS = "OMC_CATALYST_HISTORY_DAYS"
-DEFILLAMA_STABLECOINS_URL = "OMC_DEFILLAMA_STABLECOINS_URL"
-DEFILLAMA_CHAINS = "OMC_DEFILLAMA_CHAINS"
-DEFILLAMA_PROTOCOLS = "OMC_DEFILLAMA_PROTOCOLS"
-DEFILLAMA_TOP_PROTOCOLS = "OMC_DEFILLAMA_TOP_PROTOCOLS"
-NEWS_FEEDS = "OMC_NEWS_FEEDS"
-CRYPTOPANIC_TOKEN = "OMC_CRYPTOPANIC_TOKEN"
-REDDIT_AUTH_URL = "OMC_REDDIT_AUTH_URL"
-REDDIT_CLIENT_ID = "OMC_REDDIT_CLIENT_ID"
-REDDIT_CLIENT_SECRET = "OMC_REDDIT_CLIENT_SECRET"
-REDDIT_USERNAME = "OMC_REDDIT_USERNAME"
-REDDIT_SUBREDDITS = "OMC_REDDIT_SUBREDDITS"
+import sqlalchemy as sa
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+PREFIX = "OMC_"
 
 DEFAULT_WATCHLIST = ("btc", "eth", "sol", "xrp", "doge", "ada", "pepe")
 # Strategy (formerly MicroStrategy, MSTR) and Coinbase Global (COIN).
@@ -66,160 +43,256 @@ DEFAULT_NEWS_FEEDS = (
 )
 DEFAULT_SUBREDDITS = ("CryptoCurrency", "Bitcoin", "ethereum", "solana")
 
+# Comma-separated in the environment (not JSON, pydantic-settings' default for collections).
+Items = Annotated[tuple[str, ...], NoDecode]
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the project cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str
-    database_url_from_env: bool
-    coinspot_url: str
-    zendesk_url: str
-    sec_data_url: str
-    sec_archives_url: str
-    defillama_url: str
-    cryptopanic_url: str
-    reddit_url: str
-    coinspot_watchlist: tuple[str, ...]
-    coinspot_rate_limit: float
-    http_timeout: float
-    http_retries: int
-    candles_start: str
-    daily_start: str
-    freshness_minutes: int
-    sec_user_agent: str | None
-    sec_rate_limit: float
-    sec_ciks: tuple[str, ...]
-    sec_forms: tuple[str, ...]
-    zendesk_category: str
-    browser_path: str
-    listing_sensor_seconds: int
-    filing_sensor_seconds: int
-    catalyst_history_days: int
-    defillama_stablecoins_url: str
-    defillama_chains: tuple[str, ...]
-    defillama_protocols: tuple[str, ...]
-    defillama_top_protocols: int
-    news_feeds: dict[str, str]
-    cryptopanic_token: str | None
-    reddit_auth_url: str
-    reddit_client_id: str | None
-    reddit_client_secret: str | None
-    reddit_username: str | None
-    reddit_subreddits: tuple[str, ...]
+def _finite(default: float, low: float, high: float) -> Any:
+    return Field(default, ge=low, le=high, allow_inf_nan=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
+
+    home: Path = Path(".omc")
+    # None: the embedded SQLite file under `home` (see `database_url_or_default`).
+    database_url: SecretStr | None = None
+
+    coinspot_url: str = "https://www.coinspot.com.au"
+    zendesk_url: str = "https://coinspot.zendesk.com"
+    sec_data_url: str = "https://data.sec.gov"
+    sec_archives_url: str = "https://www.sec.gov"
+    defillama_url: str = "https://api.llama.fi"
+    defillama_stablecoins_url: str = "https://stablecoins.llama.fi"
+    cryptopanic_url: str = "https://cryptopanic.com"
+    reddit_url: str = "https://oauth.reddit.com"
+    reddit_auth_url: str = "https://www.reddit.com"
+
+    coinspot_watchlist: Items = DEFAULT_WATCHLIST
+    # CoinSpot allows 1000 requests a minute per key (16.7 a second); stay under it.
+    coinspot_rate_limit: float = _finite(10.0, 0.1, 16.0)
+    http_timeout: float = _finite(10.0, 0.1, 300.0)
+    http_retries: int = Field(4, ge=0, le=10)
+    candles_start: str = "2025-01-01-00:00"
+    daily_start: str = "2025-01-01"
+    freshness_minutes: int = Field(10, ge=1, le=24 * 60)
+
+    sec_user_agent: str | None = None
+    # The SEC's fair-access rule: at most 10 requests a second per user.
+    sec_rate_limit: float = _finite(10.0, 0.1, 10.0)
+    sec_ciks: Items = DEFAULT_SEC_CIKS
+    sec_forms: Items = DEFAULT_SEC_FORMS
+    zendesk_category: str = Field(DEFAULT_ZENDESK_CATEGORY, pattern=r"^\d+$")
+    browser_path: str = "/usr/bin/chromium"
+    # Dagster's daemon evaluates sensors no faster than about every 5 s.
+    listing_sensor_seconds: int = Field(10, ge=5, le=3600)
+    filing_sensor_seconds: int = Field(60, ge=5, le=24 * 3600)
+    catalyst_history_days: int = Field(30, ge=0, le=365)
+
+    defillama_chains: Items = DEFAULT_CHAINS
+    defillama_protocols: Items = DEFAULT_PROTOCOLS
+    defillama_top_protocols: int = Field(20, ge=0, le=500)
+
+    news_feeds: Annotated[dict[str, str], NoDecode] = Field(default_factory=lambda: _feeds(DEFAULT_NEWS_FEEDS))
+    cryptopanic_token: SecretStr | None = None
+    reddit_client_id: SecretStr | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_username: str | None = None
+    reddit_subreddits: Items = DEFAULT_SUBREDDITS
+
+    @field_validator("coinspot_url", "zendesk_url", "sec_data_url", "sec_archives_url", "defillama_url",
+                     "defillama_stablecoins_url", "cryptopanic_url", "reddit_url", "reddit_auth_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("coinspot_watchlist", "sec_ciks", "sec_forms", "defillama_chains", "defillama_protocols",
+                     "reddit_subreddits", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _items(value) if isinstance(value, str) else value
+
+    @field_validator("coinspot_watchlist")
+    @classmethod
+    def _coins(cls, coins: tuple[str, ...]) -> tuple[str, ...]:
+        coins = tuple(dict.fromkeys(c.lower() for c in coins))
+        if not coins or not all(c.isalnum() for c in coins):
+            raise ValueError("must be a comma-separated list of coin symbols")
+        return coins
+
+    @field_validator("sec_ciks")
+    @classmethod
+    def _ciks(cls, ciks: tuple[str, ...]) -> tuple[str, ...]:
+        if not ciks or not all(c.isdigit() and len(c) <= 10 for c in ciks):
+            raise ValueError("must be a comma-separated list of CIK numbers")
+        return tuple(c.zfill(10) for c in ciks)
+
+    @field_validator("sec_forms", "defillama_chains", "reddit_subreddits")
+    @classmethod
+    def _not_empty(cls, items: tuple[str, ...]) -> tuple[str, ...]:
+        if not items:
+            raise ValueError("must name at least one")
+        return items
+
+    @field_validator("news_feeds", mode="before")
+    @classmethod
+    def _news_feeds(cls, value: Any) -> Any:
+        return _feeds(_items(value)) if isinstance(value, str) else value
+
+    @field_validator("candles_start")
+    @classmethod
+    def _hour(cls, value: str) -> str:
+        return _past_time(value, "%Y-%m-%d-%H:%M", "an hour like 2025-01-01-00:00")
+
+    @field_validator("daily_start")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        return _past_time(value, "%Y-%m-%d", "a day like 2025-01-01")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            url = sa.make_url(value.get_secret_value())
+        except sa.exc.ArgumentError:
+            raise ValueError("is not a database URL (e.g. postgresql+psycopg://user:password@host:5432/db)") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"names the {url.get_backend_name()} backend: only sqlite and postgresql are supported")
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                raise ValueError(f"puts the SQLite file in {folder}, which does not exist")
+        return value
+
+    # --- what the rest of the project reads -------------------------------------------
 
     @property
-    def default_database_url(self) -> str:
+    def database_url_from_env(self) -> bool:
+        return self.database_url is not None
+
+    @property
+    def ledger_database_url(self) -> str:
+        """The ledger database: ``OMC_DATABASE_URL``, else the SQLite file under ``home``."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
         return default_database_url(self.home)
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # Only the environment (or the mapping `load` was given): no .env file, no secrets dir.
+        return (_Environment(settings_cls),)
 
 
 def default_database_url(home: Path) -> str:
     return f"sqlite:///{(home / 'omc.db').resolve()}"
 
 
-def _float(env: dict[str, str], name: str, default: float, minimum: float, maximum: float = float("inf")) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
-    if value > maximum:
-        raise SettingsError(f"{name}={raw!r} must be at most {maximum}")
-    return value
+def _items(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
 
 
-def _url(env: dict[str, str], name: str, default: str) -> str:
-    value = (env.get(name) or default).rstrip("/")
-    if not value.startswith(("http://", "https://")):
-        raise SettingsError(f"{name} must be an http(s) URL")
-    return value
-
-
-def _coins(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if not raw:
-        return default
-    coins = tuple(dict.fromkeys(c.strip().lower() for c in raw.split(",") if c.strip()))
-    bad = [c for c in coins if not c.isalnum()]
-    if bad or not coins:
-        raise SettingsError(f"{name} must be a comma-separated list of coin symbols, got {raw!r}")
-    return coins
-
-
-def _list(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    raw = env.get(name)
-    if not raw:
-        return default
-    return tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip())) or default
-
-
-def _ciks(env: dict[str, str]) -> tuple[str, ...]:
-    ciks = _list(env, SEC_CIKS, DEFAULT_SEC_CIKS)
-    if not all(c.isdigit() and len(c) <= 10 for c in ciks):
-        raise SettingsError(f"{SEC_CIKS} must be a comma-separated list of CIK numbers, got {env.get(SEC_CIKS)!r}")
-    return tuple(c.zfill(10) for c in ciks)
-
-
-def _feeds(env: dict[str, str]) -> dict[str, str]:
+def _feeds(items: tuple[str, ...]) -> dict[str, str]:
     feeds = {}
-    for item in _list(env, NEWS_FEEDS, DEFAULT_NEWS_FEEDS):
+    for item in items:
         name, _, url = item.partition("=")
         if not name.strip() or not url.strip().startswith(("http://", "https://")):
-            raise SettingsError(f"{NEWS_FEEDS} takes name=url pairs separated by commas, got {item!r}")
+            raise ValueError(f"takes name=url pairs separated by commas, got {item!r}")
         feeds[name.strip().lower()] = url.strip()
+    if not feeds:
+        raise ValueError("must name at least one feed")
     return feeds
 
 
-def load(env: dict[str, str] | None = None) -> Settings:
-    env = dict(os.environ if env is None else env)
-    home = Path(env.get(HOME) or ".omc")
-    db_from_env = bool(env.get(DATABASE_URL))
-    return Settings(
-        home=home,
-        database_url=env[DATABASE_URL] if db_from_env else default_database_url(home),
-        database_url_from_env=db_from_env,
-        coinspot_url=_url(env, COINSPOT_URL, "https://www.coinspot.com.au"),
-        zendesk_url=_url(env, ZENDESK_URL, "https://coinspot.zendesk.com"),
-        sec_data_url=_url(env, SEC_DATA_URL, "https://data.sec.gov"),
-        sec_archives_url=_url(env, SEC_ARCHIVES_URL, "https://www.sec.gov"),
-        defillama_url=_url(env, DEFILLAMA_URL, "https://api.llama.fi"),
-        cryptopanic_url=_url(env, CRYPTOPANIC_URL, "https://cryptopanic.com"),
-        reddit_url=_url(env, REDDIT_URL, "https://oauth.reddit.com"),
-        coinspot_watchlist=_coins(env, COINSPOT_WATCHLIST, DEFAULT_WATCHLIST),
-        # CoinSpot allows 1000 requests a minute per key; stay well under it.
-        coinspot_rate_limit=_float(env, COINSPOT_RATE_LIMIT, 10.0, 0.1),
-        http_timeout=_float(env, HTTP_TIMEOUT, 10.0, 0.1),
-        http_retries=int(_float(env, HTTP_RETRIES, 4, 0)),
-        candles_start=env.get(CANDLES_START) or "2025-01-01-00:00",
-        daily_start=env.get(DAILY_START) or "2025-01-01",
-        freshness_minutes=int(_float(env, FRESHNESS_MINUTES, 10, 1)),
-        sec_user_agent=env.get(SEC_USER_AGENT) or None,
-        # The SEC's fair-access rule: at most 10 requests a second per user.
-        sec_rate_limit=_float(env, SEC_RATE_LIMIT, 10.0, 0.1, maximum=10.0),
-        sec_ciks=_ciks(env),
-        sec_forms=_list(env, SEC_FORMS, DEFAULT_SEC_FORMS),
-        zendesk_category=env.get(ZENDESK_CATEGORY) or DEFAULT_ZENDESK_CATEGORY,
-        browser_path=env.get(BROWSER_PATH) or "/usr/bin/chromium",
-        # Dagster's daemon evaluates sensors no faster than about every 5 s.
-        listing_sensor_seconds=int(_float(env, LISTING_SENSOR_SECONDS, 10, 5)),
-        filing_sensor_seconds=int(_float(env, FILING_SENSOR_SECONDS, 60, 5)),
-        catalyst_history_days=int(_float(env, CATALYST_HISTORY_DAYS, 30, 0)),
-        defillama_stablecoins_url=_url(env, DEFILLAMA_STABLECOINS_URL, "https://stablecoins.llama.fi"),
-        defillama_chains=_list(env, DEFILLAMA_CHAINS, DEFAULT_CHAINS),
-        defillama_protocols=_list(env, DEFILLAMA_PROTOCOLS, DEFAULT_PROTOCOLS),
-        defillama_top_protocols=int(_float(env, DEFILLAMA_TOP_PROTOCOLS, 20, 0)),
-        news_feeds=_feeds(env),
-        cryptopanic_token=env.get(CRYPTOPANIC_TOKEN) or None,
-        reddit_auth_url=_url(env, REDDIT_AUTH_URL, "https://www.reddit.com"),
-        reddit_client_id=env.get(REDDIT_CLIENT_ID) or None,
-        reddit_client_secret=env.get(REDDIT_CLIENT_SECRET) or None,
-        reddit_username=env.get(REDDIT_USERNAME) or None,
-        reddit_subreddits=_list(env, REDDIT_SUBREDDITS, DEFAULT_SUBREDDITS),
-    )
+def _past_time(value: str, form: str, example: str) -> str:
+    try:
+        when = datetime.strptime(value.strip(), form).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"must be {example}") from None
+    if when > datetime.now(timezone.utc):
+        raise ValueError("is in the future: partitions would start after today")
+    return value.strip()
+
+
+# --- reading the environment --------------------------------------------------------------
+
+_given_environment: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("omc_environment",
+                                                                                             default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """The process environment, or the mapping :func:`load` was handed (tests, `omc config`)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        given = _given_environment.get()
+        if given is None:
+            return super()._load_env_vars()
+        return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+SECRETS = frozenset({"database_url", "cryptopanic_token", "reddit_client_id", "reddit_client_secret"})
+
+
+def env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process environment); ``SettingsError`` names
+    every variable that is wrong, and never shows a secret's value."""
+    token = _given_environment.set(dict(os.environ if env is None else env))
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(error) for error in exc.errors())) from None
+    finally:
+        _given_environment.reset(token)
+
+
+def _describe(error: dict) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    raw = error.get("input")
+    shown = "" if field in SECRETS or isinstance(raw, (dict, list)) else f"={raw!r}"
+    return f"{env_name(field)}{shown}: {_plainly(error, raw)}"
+
+
+def _plainly(error: dict, raw: Any) -> str:
+    """Pydantic's complaint in the project's words."""
+    kind, bounds = error["type"], error.get("ctx") or {}
+    if kind == "finite_number" or (isinstance(raw, str) and raw.strip().lower() in ("nan", "inf", "-inf", "infinity")):
+        return "must be a finite number"
+    if kind == "greater_than_equal":
+        return f"must be at least {bounds['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {bounds['le']}"
+    if kind in ("int_parsing", "int_from_float"):
+        return "must be a whole number"
+    if kind == "float_parsing":
+        return "must be a number"
+    return error["msg"].removeprefix("Value error, ")
+
+
+@functools.cache
+def current() -> Settings:
+    """The process's settings, read from the environment once, on first use."""
+    return load()
+
+
+def __getattr__(name: str) -> str:
+    """``settings.HTTP_TIMEOUT`` -> ``"OMC_HTTP_TIMEOUT"``: variable names come from the fields."""
+    if name.isupper() and name.lower() in Settings.model_fields:
+        return env_name(name.lower())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

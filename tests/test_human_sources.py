@@ -394,7 +394,7 @@ def test_env_points_settings_at_the_sandbox(box):
     loaded = settings.load(human.env(server.url))
     assert loaded.news_feeds == {name: f"{server.url}/feeds/{name}" for name in FEEDS}
     assert (loaded.cryptopanic_url, loaded.reddit_url, loaded.reddit_auth_url) == (server.url,) * 3
-    assert (loaded.cryptopanic_token, loaded.reddit_client_id, loaded.reddit_client_secret) == (
+    assert tuple(loaded.secret(name) for name in ("cryptopanic_token", "reddit_client_id", "reddit_client_secret")) == (
         CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET)
     bare = settings.load(human.env(server.url, credentials=False))
     assert bare.cryptopanic_token is None and bare.reddit_client_secret is None
