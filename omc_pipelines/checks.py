@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
 
-from omc_pipelines import settings
 from omc_pipelines.db.models import (
     Candle, CatalystEvent, ChainTvl, CoinSentimentDaily, HumanItem, PriceSnapshot, ProtocolFees, ProtocolSnapshot,
     StablecoinSupply, Trade,
@@ -87,27 +86,27 @@ def bid_not_above_ask(ledger_db: LedgerDatabase) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=exchange.coinspot_price_snapshots, description="The newest observation is recent (OMC_FRESHNESS_MINUTES).")
-def prices_fresh(ledger_db: LedgerDatabase) -> AssetCheckResult:
-    limit = timedelta(minutes=settings.load().freshness_minutes)
-    with ledger_db.engine().connect() as conn:
-        latest = _latest_observation(conn)
-    if latest is None:
-        return AssetCheckResult(passed=False, metadata={"reason": "no observation stored yet"})
-    age = datetime.now(timezone.utc) - latest
-    return AssetCheckResult(
-        passed=age <= limit,
-        metadata={"newest_observation": str(latest), "age_minutes": round(age.total_seconds() / 60, 1),
-                  "limit_minutes": limit.total_seconds() / 60},
-    )
+def written_by_latest_run(context: AssetCheckExecutionContext, asset) -> datetime | None:
+    """The ``collected_at`` the asset's latest materialization stamped on the rows it wrote:
+    a check of those rows judges that run, and one bad row never fails every later run."""
+    event = context.instance.get_latest_materialization_event(asset.key)
+    stamp = event.asset_materialization.metadata.get("collected_at") if event and event.asset_materialization else None
+    return datetime.fromisoformat(stamp.value) if stamp else None
 
 
-@asset_check(asset=exchange.coinspot_trades, blocking=True, description="Every trade has a positive amount and rate.")
-def trades_positive(ledger_db: LedgerDatabase) -> AssetCheckResult:
+@asset_check(asset=exchange.coinspot_trades, blocking=True,
+             description="Every trade the latest run stored has a positive amount, rate and total.")
+def trades_positive(context, ledger_db: LedgerDatabase) -> AssetCheckResult:
     t = Trade
+    collected_at = written_by_latest_run(context, exchange.coinspot_trades)
+    if collected_at is None:
+        return AssetCheckResult(passed=True, metadata={"checked": "no run has stored trades yet"})
     with ledger_db.engine().connect() as conn:
-        bad = conn.execute(sa.select(sa.func.count()).where(sa.or_(t.amount <= 0, t.rate <= 0))).scalar_one()
-    return AssetCheckResult(passed=bad == 0, metadata={"non_positive": bad})
+        mine = t.collected_at == collected_at
+        written = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        bad = conn.execute(sa.select(sa.func.count()).where(mine, sa.or_(t.amount <= 0, t.rate <= 0, t.total <= 0))).scalar_one()
+    return AssetCheckResult(passed=bad == 0, metadata={"collected_at": collected_at.isoformat(), "written": written,
+                                                       "non_positive": bad})
 
 
 @asset_check(
@@ -190,16 +189,6 @@ def tvl_not_negative(asset, column) -> AssetChecksDefinition:
     return _check
 
 
-@asset_check(asset=glass.defillama_chain_tvl, description="The newest day of chain TVL is at most two days old.")
-def chain_tvl_fresh(ledger_db: LedgerDatabase) -> AssetCheckResult:
-    with ledger_db.engine().connect() as conn:
-        newest = conn.execute(sa.select(sa.func.max(ChainTvl.day))).scalar_one()
-    if newest is None:
-        return AssetCheckResult(passed=False, metadata={"reason": "no day stored yet"})
-    age = (datetime.now(timezone.utc).date() - newest).days
-    return AssetCheckResult(passed=age <= 2, metadata={"newest_day": str(newest), "age_days": age})
-
-
 def sentiment_in_range(asset, source_filter) -> AssetChecksDefinition:
     @asset_check(asset=asset, name="sentiment_in_range", blocking=True,
                  description="Every item's sentiment is within [-1, 1] and its weight at least 1.")
@@ -244,7 +233,6 @@ def sentiment_aggregate_in_range(ledger_db: LedgerDatabase) -> AssetCheckResult:
 ALL = [
     prices_positive,
     bid_not_above_ask,
-    prices_fresh,
     trades_positive,
     candles_consistent,
     no_duplicate_keys(exchange.coinspot_price_snapshots, PriceSnapshot.__table__, exchange.SNAPSHOT_KEY),
@@ -254,7 +242,6 @@ ALL = [
     *catalyst_checks(catalyst.sec_filings, catalyst.SEC_SOURCE),
     tvl_not_negative(glass.defillama_chain_tvl, ChainTvl.tvl_usd),
     tvl_not_negative(glass.defillama_protocols, ProtocolSnapshot.tvl_usd),
-    chain_tvl_fresh,
     no_duplicate_keys(glass.defillama_chain_tvl, ChainTvl.__table__, ("chain", "day")),
     no_duplicate_keys(glass.defillama_protocols, ProtocolSnapshot.__table__, ("slug", "as_of")),
     no_duplicate_keys(glass.defillama_fees, ProtocolFees.__table__, ("slug", "data_type", "as_of")),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dagster import (
     AssetSelection,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     build_schedule_from_partitioned_job,
     define_asset_job,
     schedule,
@@ -28,6 +31,10 @@ exchange_candles_job = define_asset_job(
 )
 
 
+UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED]
+
+
 @schedule(
     job=exchange_market_data_job,
     cron_schedule="* * * * *",
@@ -35,7 +42,13 @@ exchange_candles_job = define_asset_job(
     default_status=DefaultScheduleStatus.RUNNING,
     description="Every minute: a price snapshot and the recent trades.",
 )
-def exchange_every_minute(context: ScheduleEvaluationContext) -> RunRequest:
+def exchange_every_minute(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    # A slow CoinSpot must not pile minutely runs up behind each other: while one is
+    # queued or running, the next minutes are skipped (and say so), not queued.
+    unfinished = context.instance.get_runs(
+        RunsFilter(job_name=exchange_market_data_job.name, statuses=UNFINISHED), limit=1)
+    if unfinished:
+        return SkipReason(f"run {unfinished[0].run_id} of {exchange_market_data_job.name} has not finished yet")
     tick = context.scheduled_execution_time.isoformat()
     # The tick names the run and the observation: a tick run twice writes one snapshot.
     return RunRequest(run_key=tick, tags={exchange.OBSERVED_AT_TAG: tick})

@@ -8,14 +8,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, EnvVar, RunRequest, build_schedule_context
+from dagster import AssetKey, DagsterRunStatus, instance_for_test, EnvVar, RunRequest, build_schedule_context
+from dagster._core.test_utils import create_run_for_test
 
 from omc_pipelines import schedules, settings
-from omc_pipelines.definitions import build_resources, defs
+from omc_pipelines.definitions import build_defs, build_resources
 from omc_pipelines.ledgers import exchange
 
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_specs.json"
 ROOT = Path(__file__).resolve().parent.parent
+# The definitions at the default settings, whatever this machine's environment says.
+defs = build_defs(settings.load({}))
 
 
 def triggers() -> dict:
@@ -33,7 +36,7 @@ def triggers() -> dict:
 
 def asset_specs() -> dict:
     """Everything about the graph a reviewer should see change: keys, groups, deps,
-    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, checks."""
+    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, freshness, checks."""
     graph = defs.resolve_asset_graph()
     triggered_by = triggers()
     specs = {}
@@ -53,6 +56,7 @@ def asset_specs() -> dict:
             "automation": str(node.automation_condition) if node.automation_condition else None,
             "triggered_by": sorted(triggered_by.get(key, [])),
             "kinds": sorted(node.kinds),
+            "freshness": repr(node.freshness_policy) if node.freshness_policy else None,
             "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
         }
     return specs
@@ -66,6 +70,17 @@ def test_asset_specs_match_the_snapshot():
     assert current == json.loads(SNAPSHOT.read_text())
 
 
+def test_configured_start_dates_and_intervals_reach_the_definitions():
+    configured = build_defs(settings.load({"OMC_CANDLES_START": "2026-01-01-00:00", "OMC_DAILY_START": "2026-02-01",
+                                           "OMC_LISTING_SENSOR_SECONDS": "30"}))
+    graph = configured.resolve_asset_graph()
+    assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) == "2026-01-01"
+    assert str(graph.get(AssetKey("coin_sentiment_daily")).partitions_def.start.date()) == "2026-02-01"
+    assert configured.resolve_sensor_def("coinspot_listing_sensor").minimum_interval_seconds == 29
+    assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) != \
+        str(defs.resolve_asset_graph().get(exchange.coinspot_hourly_candles.key).partitions_def.start.date())
+
+
 def test_every_asset_is_in_a_known_group():
     groups = {spec["group"] for spec in asset_specs().values()}
     assert groups <= {"exchange", "glass", "human", "catalyst", "trading"}
@@ -73,7 +88,7 @@ def test_every_asset_is_in_a_known_group():
 
 def test_the_minutely_schedule_names_its_run_and_observation_by_the_tick():
     tick = datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)
-    with DagsterInstance.ephemeral() as instance:
+    with instance_for_test() as instance:
         context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
         request = schedules.exchange_every_minute.evaluate_tick(context).run_requests[0]
     assert isinstance(request, RunRequest)
@@ -82,10 +97,23 @@ def test_the_minutely_schedule_names_its_run_and_observation_by_the_tick():
     assert schedules.exchange_every_minute.cron_schedule == "* * * * *"
 
 
+def test_the_minutely_schedule_skips_while_its_last_run_has_not_finished():
+    """A hanging CoinSpot must not pile minutely runs up behind each other."""
+    tick = datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)
+    with instance_for_test() as instance:
+        running = create_run_for_test(instance, job_name="exchange_market_data", status=DagsterRunStatus.STARTED)
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        result = schedules.exchange_every_minute.evaluate_tick(context)
+        assert result.run_requests == [] and running.run_id in result.skip_message
+        instance.report_run_failed(running)
+        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        assert len(schedules.exchange_every_minute.evaluate_tick(context).run_requests) == 1
+
+
 def test_the_candles_schedule_asks_for_the_hour_just_ended():
     tick = datetime(2026, 11, 26, 10, 5, tzinfo=timezone.utc)
     schedule = defs.resolve_schedule_def(schedules.exchange_hourly_candles_schedule.name)
-    with DagsterInstance.ephemeral() as instance:
+    with instance_for_test() as instance:
         context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-11-26-09:00"]
