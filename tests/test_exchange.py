@@ -87,27 +87,94 @@ def test_an_unknown_watched_coin_is_skipped_and_named(resources, engine, sandbox
     result = run_market_data(resources)
     assert result.success
     for node in ("coinspot_price_snapshots", "coinspot_trades"):
-        assert result.asset_materializations_for_node(node)[0].metadata["not_listed"].value == ["nosuchcoin"]
+        failed = result.asset_materializations_for_node(node)[0].metadata["failed"].value
+        assert list(failed) == ["nosuchcoin"] and "Coin not found" in failed["nosuchcoin"]
 
 
-@pytest.mark.parametrize("kind, error", [("malformed", SourcePayloadError), ("truncated", SourcePayloadError)])
-def test_a_bad_payload_fails_with_a_clear_message_and_writes_nothing(resources, engine, sandbox, kind, error):
-    # The summary is fine, the third watched coin's trades come back broken.
-    sandbox.inject(Fault("/pubapi/v2/orders/completed/sol", kind))
-    with pytest.raises(error, match=r"coinspot: .*orders/completed/sol"):
+def stored_trade_coins(engine) -> set[str]:
+    return {r.coin for r in rows(engine, Trade.coin)}
+
+
+@pytest.mark.parametrize("fault", ["500", "stall", "malformed", "truncated", "error_in_200"])
+def test_one_failing_coin_skips_that_coin_and_keeps_the_others(resources, engine, sandbox, fault):
+    """CoinSpot serves only recent trades: a coin that fails must not cost the others theirs."""
+    if fault == "error_in_200":
+        sandbox.coinspot.error_in_200.add("sol")  # CoinSpot's "Coin not found" with HTTP 200
+    else:
+        sandbox.inject(Fault("/pubapi/v2/orders/completed/sol", fault, times=0, seconds=5))
+    quick = {**resources, "coinspot": CoinSpotResource(base_url=sandbox.url, watchlist=["btc", "eth", "sol", "pepe"],
+                                                         timeout=1.0, retries=1, backoff=0.01)}
+    result = materialize([exchange.coinspot_trades], resources=quick)
+    assert result.success
+    assert stored_trade_coins(engine) == {"btc", "eth", "pepe"}
+    failed = result.asset_materializations_for_node("coinspot_trades")[0].metadata["failed"].value
+    assert list(failed) == ["sol"] and "orders/completed/sol" in failed["sol"]
+
+
+def test_only_when_every_coin_fails_does_the_run_fail_and_it_writes_nothing(resources, engine, sandbox):
+    sandbox.inject(Fault("/pubapi/v2/orders/completed", "503", times=0))
+    with pytest.raises(exchange.AllCoinsFailed, match=r"no trades for any coin: btc: .*HTTP 503.*; pepe: "):
         materialize([exchange.coinspot_trades], resources=resources)
     assert count(engine, Trade) == 0
+    sandbox.server.clear_faults()
     assert materialize([exchange.coinspot_trades], resources=resources).success
-    assert count(engine, Trade) > 0
+    assert stored_trade_coins(engine) == {"btc", "eth", "sol", "pepe"}
 
 
-def test_an_outage_fails_after_retries_and_a_rerun_converges(resources, engine, sandbox):
-    sandbox.inject(Fault("/pubapi/v2/latest", "503", times=0))
-    with pytest.raises(SourceUnavailable, match="HTTP 503 after 4 tries"):
+def test_a_bad_trade_is_rejected_with_its_reason_and_never_blocks_later_runs(resources, engine, sandbox):
+    """An amount of zero, once stored, failed the blocking check of every later run."""
+    sandbox.coinspot.add_trade("btc", side="buy", amount=0.0, rate=130000.0)
+    sandbox.coinspot.add_trade("eth", side="sell", amount=1.5, rate=0.0)
+    first = run_market_data(resources)
+    assert first.success and all(e.passed for e in first.get_asset_check_evaluations())
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(sa.or_(Trade.amount <= 0, Trade.rate <= 0))).scalar_one() == 0
+    rejected = first.asset_materializations_for_node("coinspot_trades")[0].metadata["rejected"].value
+    assert len(rejected) == 2 and any("btc/aud buy" in r and "amount=0.0" in r for r in rejected)
+    assert any("eth/aud sell" in r and "rate=0.0" in r for r in rejected)
+    # A run after it is judged on what it wrote.
+    sandbox.coinspot.add_trade("btc", side="sell", amount=0.25, rate=131000.0)
+    second = run_market_data(resources, tags={exchange.OBSERVED_AT_TAG: "2026-11-26T10:16:00+00:00"})
+    assert second.success and all(e.passed for e in second.get_asset_check_evaluations())
+
+
+def test_the_trade_check_judges_the_rows_of_its_run_not_an_old_bad_row(resources, engine, sandbox):
+    """A bad row stored before the fix (or by hand) must not fail every later run."""
+    old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        upsert(conn, Trade.__table__, [dict(coin="btc", market="aud", side="buy", amount=-1.0, rate=1.0, total=-1.0,
+                                            sold_at=old, collected_at=old)], exchange.TRADE_KEY)
+    result = run_market_data(resources)
+    assert result.success
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trades_positive")
+    assert evaluation.passed and evaluation.metadata["written"].value > 0
+
+
+def test_a_bad_price_is_rejected_and_the_other_prices_stored(resources, engine, sandbox):
+    sandbox.coinspot.set_price("btc", last="0", bid="-1")
+    result = run_market_data(resources)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    coins = {(r.coin, r.market) for r in rows(engine, PriceSnapshot.coin, PriceSnapshot.market)}
+    assert ("btc", "aud") not in coins and ("eth", "aud") in coins
+    rejected = result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata["rejected"].value
+    assert rejected == ["btc/aud: non-positive price (bid=-1.0, last=0.0)"]
+
+
+def test_when_the_summary_is_down_the_watched_coins_are_asked_one_by_one(resources, engine, sandbox):
+    sandbox.inject(Fault("/pubapi/v2/latest", "503", times=0))  # the summary and every coin
+    with pytest.raises(exchange.AllCoinsFailed, match="no price for any coin"):
         materialize([exchange.coinspot_price_snapshots], resources=resources, tags={exchange.OBSERVED_AT_TAG: OBSERVED})
     assert count(engine, PriceSnapshot) == 0
     sandbox.server.clear_faults()
-    # Transient faults inside the retry budget do not fail the run at all.
+    # Only the summary down: each watched coin from /latest/{coin}.
+    sandbox.inject(Fault("/pubapi/v2/latest", "503", times=4))
+    result = materialize([exchange.coinspot_price_snapshots], resources=resources, tags={exchange.OBSERVED_AT_TAG: OBSERVED})
+    assert result.success
+    assert {r.coin for r in rows(engine, PriceSnapshot.coin)} == {"btc", "eth", "sol", "pepe"}
+    assert "/latest" in result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata["failed"].value
+
+
+def test_transient_faults_inside_the_retry_budget_do_not_fail_the_run(resources, engine, sandbox):
     sandbox.inject(Fault("/pubapi/v2/latest", "429", times=2, retry_after=0))
     sandbox.inject(Fault("/pubapi/v2/latest/pepe", "500", times=1))
     assert materialize([exchange.coinspot_price_snapshots], resources=resources, tags={exchange.OBSERVED_AT_TAG: OBSERVED}).success
@@ -205,8 +272,16 @@ def test_price_checks_flag_non_positive_and_crossed_prices(resources, engine, sa
     result = run_market_data(resources, raise_on_error=False)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()
                    if e.asset_key == AssetKey("coinspot_price_snapshots")}
-    assert not evaluations["prices_positive"].passed
-    assert evaluations["prices_positive"].metadata["non_positive"].value == 1
+    # The negative price never reached the table; the check still guards what did.
+    assert evaluations["prices_positive"].passed
+    assert result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata["rejected"].value == [
+        "sol/aud: non-positive price (last=-1.0)"]
+    later = datetime.fromisoformat(OBSERVED) + timedelta(minutes=1)
+    with engine.begin() as conn:  # a row some other writer stored
+        upsert(conn, PriceSnapshot.__table__, [dict(coin="sol", market="aud", bid=1.0, ask=1.0, last=0.0,
+                                                    observed_at=later, collected_at=later)], exchange.SNAPSHOT_KEY)
+    guarded = checks.prices_positive(ledger_db=resources["ledger_db"])
+    assert not guarded.passed and guarded.metadata["non_positive"].value == 1
     assert not evaluations["bid_not_above_ask"].passed
     assert evaluations["bid_not_above_ask"].metadata["crossed"].value == 1
     assert evaluations["no_duplicate_keys"].passed

@@ -13,7 +13,7 @@ from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
-from omc_pipelines.sources.http import SourceRefused
+from omc_pipelines.sources.http import SourceError
 
 GROUP = "exchange"
 SNAPSHOT_KEY = ("coin", "market", "observed_at")
@@ -31,6 +31,41 @@ def observation_time(context: AssetExecutionContext) -> datetime:
     if tagged:
         return datetime.fromisoformat(tagged).astimezone(timezone.utc)
     return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class AllCoinsFailed(RuntimeError):
+    """Every coin of the watchlist failed: the run fails, naming each coin and why."""
+
+
+def _all_failed(what: str, failures: dict[str, str]) -> AllCoinsFailed:
+    return AllCoinsFailed(f"no {what} for any coin: " + "; ".join(f"{coin}: {why}" for coin, why in failures.items()))
+
+
+def price_problem(quote: PriceQuote) -> str | None:
+    """Why a quote must not be stored (a price of zero or less), or None."""
+    bad = [f"{name}={value}" for name, value in (("bid", quote.bid), ("ask", quote.ask), ("last", quote.last))
+           if value is not None and value <= 0]
+    return f"{quote.coin}/{quote.market}: non-positive price ({', '.join(bad)})" if bad else None
+
+
+def trade_problem(trade: TradePrint) -> str | None:
+    """Why a trade must not be stored (an amount, rate or total of zero or less), or None."""
+    bad = [f"{name}={value}" for name, value in (("amount", trade.amount), ("rate", trade.rate), ("total", trade.total))
+           if value <= 0]
+    return f"{trade.coin}/{trade.market} {trade.side} at {trade.sold_at:%Y-%m-%d %H:%M:%S}: {', '.join(bad)}" if bad else None
+
+
+def _keep_valid(items: list, problem, context: AssetExecutionContext) -> tuple[list, list[str]]:
+    """The items worth storing, and why the others were rejected (logged; shown as metadata)."""
+    kept, rejected = [], []
+    for item in items:
+        reason = problem(item)
+        if reason:
+            rejected.append(reason)
+            context.log.warning(f"rejected, not stored: {reason}")
+        else:
+            kept.append(item)
+    return kept, rejected
 
 
 def snapshot_rows(quotes: list[PriceQuote], observed_at: datetime, collected_at: datetime) -> list[dict]:
@@ -57,28 +92,40 @@ def trade_rows(trades: list[TradePrint], collected_at: datetime) -> list[dict]:
 )
 def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDatabase, coinspot: CoinSpotResource) -> MaterializeResult:
     observed_at = observation_time(context)
-    not_listed = []
+    failed: dict[str, str] = {}
     with coinspot.client() as client:
-        quotes = client.latest()
+        try:
+            quotes = client.latest()
+        except SourceError as exc:
+            # The summary is down: every watched coin is asked for on its own instead.
+            context.log.warning(f"/latest failed, asking each watched coin: {exc}")
+            failed["/latest"] = str(exc)
+            quotes = []
         covered = {q.coin for q in quotes if q.market == "aud"}
         for coin in coinspot.watchlist:
             if coin in covered:
                 continue
             try:
                 quotes.append(client.latest_coin(coin))
-            except SourceRefused as exc:
-                # A watched coin CoinSpot doesn't know must not stop the others.
+            except SourceError as exc:
+                # One coin that fails (unknown to CoinSpot, a 5xx, a timeout) must not stop the others.
                 context.log.warning(f"skipping {coin}: {exc}")
-                not_listed.append(coin)
-    rows = snapshot_rows(quotes, observed_at, datetime.now(timezone.utc))
+                failed[coin] = str(exc)
+    quotes, rejected = _keep_valid(quotes, price_problem, context)
+    if not quotes:
+        raise _all_failed("price", failed or {"all": "; ".join(rejected)})
+    collected_at = datetime.now(timezone.utc)
+    rows = snapshot_rows(quotes, observed_at, collected_at)
     with ledger_db.engine().begin() as conn:
         upsert(conn, PriceSnapshot.__table__, rows, SNAPSHOT_KEY, update=("bid", "ask", "last", "collected_at"))
     return MaterializeResult(
         metadata={
             "observed_at": MetadataValue.timestamp(observed_at),
+            "collected_at": collected_at.isoformat(),
             "rows": len(rows),
             "without_price": sum(1 for r in rows if r["last"] is None),
-            "not_listed": MetadataValue.json(not_listed),
+            "failed": MetadataValue.json(failed),
+            "rejected": MetadataValue.json(rejected),
             "preview": preview(rows),
         }
     )
@@ -92,23 +139,30 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
 )
 def coinspot_trades(context: AssetExecutionContext, ledger_db: LedgerDatabase, coinspot: CoinSpotResource) -> MaterializeResult:
     trades: list[TradePrint] = []
-    not_listed = []
+    failed: dict[str, str] = {}
     with coinspot.client() as client:
         for coin in coinspot.watchlist:
             try:
                 trades.extend(client.completed_orders(coin))
-            except SourceRefused as exc:
+            except SourceError as exc:
+                # CoinSpot serves only recent trades: one failing coin must not cost the others theirs.
                 context.log.warning(f"skipping {coin}: {exc}")
-                not_listed.append(coin)
-    rows = trade_rows(trades, datetime.now(timezone.utc))
+                failed[coin] = str(exc)
+    if len(failed) == len(coinspot.watchlist):
+        raise _all_failed("trades", failed)
+    trades, rejected = _keep_valid(trades, trade_problem, context)
+    collected_at = datetime.now(timezone.utc)
+    rows = trade_rows(trades, collected_at)
     with ledger_db.engine().begin() as conn:
         new = upsert(conn, Trade.__table__, rows, TRADE_KEY)
     return MaterializeResult(
         metadata={
+            "collected_at": collected_at.isoformat(),
             "fetched": len(rows),
             "new": new,
             "newest_trade": MetadataValue.timestamp(max(r["sold_at"] for r in rows)) if rows else "none",
-            "not_listed": MetadataValue.json(not_listed),
+            "failed": MetadataValue.json(failed),
+            "rejected": MetadataValue.json(rejected),
             "preview": preview(sorted(rows, key=lambda r: r["sold_at"], reverse=True)),
         }
     )

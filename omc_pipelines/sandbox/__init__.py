@@ -58,6 +58,7 @@ class Sandbox:
         self.server.requests.clear()
         fresh = CoinSpotMarket()
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
+        self.coinspot.error_in_200.clear()
         self.sec.reset()
         self.zendesk.reset()
         self.defillama.reset()

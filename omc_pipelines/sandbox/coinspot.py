@@ -47,6 +47,8 @@ class CoinSpotMarket:
         # The hour is UTC's: a clock in a half-hour zone (India, +05:30) must not anchor at :30.
         anchor = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
         shift = anchor - newest
+        # Coins answered with CoinSpot's error in a 200 body, as it does for coins it does not know.
+        self.error_in_200: set[str] = set()
         self.trades: dict[str, dict[str, list[dict[str, Any]]]] = {
             coin: {
                 side: [{**o, "solddate": _iso(_parse_iso(o["solddate"]) + shift)} for o in book[side]]
@@ -101,7 +103,15 @@ class CoinSpotMarket:
         server.route("POST", r"/_sandbox/coinspot/prices", self._control_price)
         server.route("POST", r"/_sandbox/coinspot/trades", self._control_trade)
 
+    def _refused_in_200(self, coin: str) -> Response | None:
+        if coin in self.error_in_200:
+            return Response(200, {"status": "error", "message": "Coin not found"})
+        return None
+
     def _latest_coin(self, req: Request, m) -> Response:
+        refused = self._refused_in_200(m["coin"].lower())
+        if refused:
+            return refused
         quote = self.quote(m["coin"].lower(), (m.groupdict().get("market") or "aud").lower())
         if quote is None:
             return _error(400, "Coin not found")
@@ -116,6 +126,9 @@ class CoinSpotMarket:
 
     def _completed(self, req: Request, m) -> Response:
         coin = m["coin"].lower()
+        refused = self._refused_in_200(coin)
+        if refused:
+            return refused
         if not self.is_listed(coin) and coin not in self.trades:
             return _error(400, "Coin not found")
         with self._lock:
