@@ -41,12 +41,15 @@ class CoinSpotResource(ConfigurableResource):
     timeout: float = 10.0
     retries: int = 4
     backoff: float = 0.5
+    # Everything one run asks of CoinSpot: a hanging CoinSpot ends the minutely run inside its
+    # minute instead of piling runs up behind it.
+    budget: float = 40.0
 
     def client(self) -> CoinSpotPublic:
         return CoinSpotPublic(
             HttpSource(
                 "coinspot", self.base_url, timeout=self.timeout, retries=self.retries,
-                backoff=self.backoff, rate_limit=self.rate_limit,
+                backoff=self.backoff, rate_limit=self.rate_limit, budget=self.budget,
             )
         )
 
@@ -68,11 +71,14 @@ class SecResource(ConfigurableResource):
     ciks: list[str] = []
     forms: list[str] = []
     history_days: int = 30
+    # After a 403/429 nothing goes to the SEC for this long: its block lasts about ten minutes.
+    cooldown: float = 600.0
 
-    def client(self, timeout: float | None = None, retries: int | None = None) -> SecEdgar:
+    def client(self, timeout: float | None = None, retries: int | None = None, budget: float | None = None) -> SecEdgar:
         return SecEdgar.create(
             self.data_url, self.archives_url, self.user_agent, rate_limit=self.rate_limit,
             timeout=timeout or self.timeout, retries=self.retries if retries is None else retries, backoff=self.backoff,
+            cooldown=self.cooldown, budget=budget,
         )
 
 
@@ -87,10 +93,11 @@ class AnnouncementsResource(ConfigurableResource):
     backoff: float = 0.5
     history_days: int = 30
 
-    def client(self, timeout: float | None = None, retries: int | None = None) -> CoinSpotAnnouncements:
+    def client(self, timeout: float | None = None, retries: int | None = None,
+               budget: float | None = None) -> CoinSpotAnnouncements:
         http = HttpSource(
             "coinspot_announcements", self.base_url, timeout=timeout or self.timeout,
-            retries=self.retries if retries is None else retries, backoff=self.backoff,
+            retries=self.retries if retries is None else retries, backoff=self.backoff, budget=budget,
         )
         # The browser is the last resort and the slowest: it gets twice the HTTP timeout.
         return CoinSpotAnnouncements(http, self.category, self.browser_path, browser_timeout=2 * (timeout or self.timeout))

@@ -1,5 +1,6 @@
 """The Catalyst ledger: its assets and sensors against the sandbox, on both databases."""
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -7,11 +8,13 @@ import sqlalchemy as sa
 from dagster import build_sensor_context, instance_for_test, materialize
 
 from omc_pipelines import checks, sensors
+from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
 from omc_pipelines.ledgers import catalyst
 from omc_pipelines.resources import AnnouncementsResource, SecResource
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY
+from omc_pipelines.sources.http import SourcePayloadError
 
 pytestmark = pytest.mark.integration
 AGENT = "OMC Pipelines tests tests@example.com"
@@ -62,7 +65,7 @@ def test_sec_filings_are_recorded_with_their_content_in_utc(catalyst_resources, 
     tracked = [f for cik in (STRATEGY, COINBASE) for f, form in _recorded_forms(sandbox, cik) if form in ("4", "8-K")]
     assert set(stored) == set(tracked) | {accession}
     purchase = stored[accession]
-    assert purchase.event_type == "filing" and purchase.impact_score == 9 and purchase.currencies == ["BTC"]
+    assert purchase.event_type == "bitcoin_purchase" and purchase.impact_score == 9 and purchase.currencies == ["BTC"]
     assert "1,500 BTC" in purchase.description and "$150,000,000" in purchase.description
     assert purchase.title.startswith("8-K Strategy") and "7.01" in purchase.title
     assert purchase.published_at.tzinfo is not None and purchase.published_at <= purchase.detected_at
@@ -127,7 +130,8 @@ def test_an_sec_outage_skips_the_tick_and_loses_nothing(catalyst_resources, sand
     sandbox.inject(Fault("/submissions", "503", times=0))
     down = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert down.run_requests == [] and "SEC EDGAR could not be read" in down.skip_message
-    assert down.cursor in (None, first.cursor)  # the cursor stays where it was
+    # The cursor stays where it was (only the start of the outage is noted).
+    assert json.loads(down.cursor)["read_through"] == json.loads(first.cursor)["read_through"]
     sandbox.server.clear_faults()
     back = tick(sensors.sec_filing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in back.run_requests] == [f"sec-{accession}"]
@@ -136,8 +140,8 @@ def test_an_sec_outage_skips_the_tick_and_loses_nothing(catalyst_resources, sand
 def test_without_a_user_agent_nothing_is_sent_to_the_sec(catalyst_resources, sandbox, instance):
     resources = {**catalyst_resources, "sec": SecResource(data_url=sandbox.url, archives_url=sandbox.url,
                                                           ciks=[STRATEGY], forms=["8-K"])}
-    result = tick(sensors.sec_filing_sensor, resources, instance)
-    assert "OMC_SEC_USER_AGENT" in result.skip_message
+    with pytest.raises(Exception, match="set OMC_SEC_USER_AGENT"):  # a red tick, with what to do
+        tick(sensors.sec_filing_sensor, resources, instance)
     assert not sandbox.server.requests_to("/submissions")
 
 
@@ -203,3 +207,31 @@ def test_when_the_api_is_refused_the_html_list_still_finds_new_articles(catalyst
     article = sandbox.zendesk.publish("New Coin Listing: Zap (ZAP)")
     fresh = tick(sensors.coinspot_listing_sensor, catalyst_resources, instance, cursor=first.cursor)
     assert [r.run_key for r in fresh.run_requests] == [f"coinspot-article-{article['id']}"]
+
+
+def test_a_page_that_is_not_the_filing_fails_the_run_and_a_reread_corrects_a_bad_row(catalyst_resources, engine, sandbox):
+    """A maintenance page served with 200 once stored Strategy's purchase as a dull filing,
+    and a clean re-run skipped it as already recorded."""
+    accession = sandbox.sec.publish_8k(STRATEGY, PURCHASE, items=("7.01", "8.01"))
+    document = f"/Archives/edgar/data/{int(STRATEGY)}/{accession.replace('-', '')}"
+    sandbox.inject(Fault(document, "malformed", times=0))
+    only_it = {"ops": {"sec_filings": {"config": {"ids": [accession]}}}}
+    with pytest.raises(SourcePayloadError, match=f"the document of {accession} is not an 8-K of Strategy"):
+        materialize([catalyst.sec_filings], resources=catalyst_resources, run_config=only_it)
+    assert accession not in events(engine, "sec")
+    sandbox.server.clear_faults()
+
+    # A row recorded from a bad page before this check existed: a plain run leaves it, a reread mends it.
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        upsert(conn, CatalystEvent.__table__, [dict(
+            source="sec", external_id=accession, event_type="filing", title="8-K Strategy Inc", description="8-K items",
+            currencies=[], impact_score=4, published_at=now, detected_at=now, url=None, collected_at=now)],
+            catalyst.EVENT_KEY)
+    assert materialize([catalyst.sec_filings], resources=catalyst_resources).success
+    assert events(engine, "sec")[accession].impact_score == 4
+    reread = {"ops": {"sec_filings": {"config": {"reread": True}}}}
+    assert materialize([catalyst.sec_filings], resources=catalyst_resources, run_config=reread).success
+    mended = events(engine, "sec")[accession]
+    assert (mended.event_type, mended.impact_score, mended.currencies) == ("bitcoin_purchase", 9, ["BTC"])
+    assert mended.detected_at == now  # the first sighting stays

@@ -5,7 +5,10 @@ within the history window); in normal use the sensors in ``sensors.py`` launch a
 run for each new filing or article, passing when they first saw it.
 """
 
-from datetime import datetime, timedelta, timezone
+import dataclasses
+import json
+import typing
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from dagster import AssetExecutionContext, Config, MaterializeResult, asset
@@ -33,10 +36,52 @@ IMPACT_OTHER_FILING = 2
 
 
 class CatalystRunConfig(Config):
-    """What a sensor tells the run: the ids it found and when it first saw each."""
+    """What a sensor tells the run: the ids it found, when it first saw each, and what it
+    read of each (``records``), so that the run fetches only what those events need."""
 
     ids: list[str] = []
     detected_at: dict[str, str] = {}
+    records: dict[str, str] = {}
+    # By hand: read again the filings already recorded (e.g. one recorded from a bad document).
+    reread: bool = False
+
+
+# What a sensor read travels to its run as JSON: an Article or a Filing, field by field.
+# The longest body a record carries: the classifier reads titles and the start of a body.
+RECORD_BODY_CHARS = 20_000
+
+
+def _record(item) -> str:
+    def plain(value):
+        return value.isoformat() if isinstance(value, (date, datetime)) else value
+
+    return json.dumps({f.name: plain(getattr(item, f.name)) for f in dataclasses.fields(item)})
+
+
+def _from_record(cls, text: str):
+    hints = typing.get_type_hints(cls)
+    values = json.loads(text)
+    for name, hint in hints.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        kinds = typing.get_args(hint) or (hint,)
+        if datetime in kinds:
+            values[name] = datetime.fromisoformat(value)
+        elif date in kinds:
+            values[name] = date.fromisoformat(value)
+        elif typing.get_origin(hint) is tuple:
+            values[name] = tuple(value)
+    return cls(**values)
+
+
+def article_record(article: Article) -> str:
+    body = article.body_html[:RECORD_BODY_CHARS] if article.body_html else article.body_html
+    return _record(dataclasses.replace(article, body_html=body))
+
+
+def filing_record(filing: Filing) -> str:
+    return _record(filing)
 
 
 def _detected(config: CatalystRunConfig, external_id: str, now: datetime) -> datetime:
@@ -66,7 +111,7 @@ def filing_event(filing: Filing, details: dict, detected_at: datetime, collected
     return {
         "source": SEC_SOURCE,
         "external_id": filing.accession_number,
-        "event_type": "filing",
+        "event_type": details.get("event_type", "filing"),
         "title": f"{filing.form} {filing.company}" + (f" (items {', '.join(filing.items)})" if filing.items else ""),
         "description": details["description"],
         "currencies": details["currencies"],
@@ -76,6 +121,17 @@ def filing_event(filing: Filing, details: dict, detected_at: datetime, collected
         "url": filing.document_url,
         "collected_at": collected_at,
     }
+
+
+def _only(items: list, ids: list[str], id_of, where: str) -> list:
+    """``items`` restricted to ``ids`` when some are given; each must be there."""
+    if not ids:
+        return items
+    kept = [item for item in items if id_of(item) in set(ids)]
+    missing = set(ids) - {id_of(item) for item in kept}
+    if missing:
+        raise RuntimeError(f"{sorted(missing)} not found in {where}")
+    return kept
 
 
 def _known_ids(conn: sa.Connection, source: str, ids: list[str]) -> set[str]:
@@ -95,16 +151,15 @@ def coinspot_announcements(
     context: AssetExecutionContext, config: CatalystRunConfig, ledger_db: LedgerDatabase, announcements: AnnouncementsResource
 ) -> MaterializeResult:
     now = datetime.now(timezone.utc)
-    with announcements.client() as client:
-        articles = client.latest(since=now - timedelta(days=announcements.history_days))
-        path = client.path_used
-    if config.ids:
-        wanted = set(config.ids)
-        articles = [a for a in articles if str(a.id) in wanted]
-        missing = wanted - {str(a.id) for a in articles}
-        if missing:
-            # The sensor saw them a moment ago: the source must still show them.
-            raise RuntimeError(f"articles {sorted(missing)} are no longer listed by CoinSpot's help centre")
+    if config.records:
+        # What the sensor read a moment ago: nothing to fetch again.
+        articles = [_from_record(Article, config.records[i]) for i in config.ids]
+        path = "sensor"
+    else:
+        with announcements.client() as client:
+            articles = _only(client.latest(since=now - timedelta(days=announcements.history_days)),
+                             config.ids, lambda a: str(a.id), "CoinSpot's help centre")
+            path = client.path_used
     rows = [announcement_event(a, _detected(config, str(a.id), now), now) for a in articles]
     with ledger_db.engine().begin() as conn:
         upsert(conn, CatalystEvent.__table__, rows, EVENT_KEY, update=EVENT_UPDATE)
@@ -127,6 +182,8 @@ def filing_details(client, filing: Filing) -> dict:
         purchase = content.bitcoin_purchase
         if purchase is not None:
             return {
+                # What the trading strategy acts on (when OMC_TRADE_BTC_PURCHASES is on).
+                "event_type": "bitcoin_purchase",
                 "currencies": content.currencies or ["BTC"],
                 "impact": IMPACT_BITCOIN_PURCHASE,
                 "description": f"8-K: bought {purchase.btc_amount:,.0f} BTC"
@@ -155,25 +212,28 @@ def filing_details(client, filing: Filing) -> dict:
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    # One step at a time reads EDGAR, whatever the number of runs: the fair-access limit
+    # (10 requests a second) is per user, not per process.
+    pool="sec",
     description="SEC filings (Form 4, 8-K by default) of the tracked companies (Strategy, Coinbase): "
     "8-Ks read for crypto content and bitcoin purchases, Form 4s for insider trades.",
 )
 def sec_filings(context: AssetExecutionContext, config: CatalystRunConfig, ledger_db: LedgerDatabase, sec: SecResource) -> MaterializeResult:
     now = datetime.now(timezone.utc)
     since = now - timedelta(days=sec.history_days)
-    wanted = set(config.ids)
     engine = ledger_db.engine()
     rows = []
     with sec.client() as client:
-        filings = [
-            f for cik in sec.ciks for f in filings_of(client.submissions(cik).filings, sec.forms, amendments=True)
-            if (f.accession_number in wanted if wanted else f.accepted_at >= since)
-        ]
-        missing = wanted - {f.accession_number for f in filings}
-        if missing:
-            raise RuntimeError(f"filings {sorted(missing)} are not in the tracked companies' submissions")
+        if config.records:
+            # The filings the sensor found: only their documents are fetched.
+            filings = [_from_record(Filing, config.records[i]) for i in config.ids]
+        else:
+            listed = [f for cik in sec.ciks for f in filings_of(client.submissions(cik).filings, sec.forms, amendments=True)]
+            filings = _only(listed, config.ids, lambda f: f.accession_number, "the tracked companies' submissions") \
+                if config.ids else [f for f in listed if f.accepted_at >= since]
         with engine.connect() as conn:
-            known = set() if wanted else _known_ids(conn, SEC_SOURCE, [f.accession_number for f in filings])
+            reread = bool(config.ids) or config.reread
+            known = set() if reread else _known_ids(conn, SEC_SOURCE, [f.accession_number for f in filings])
         for filing in filings:
             if filing.accession_number in known:
                 continue  # recorded already: spare the SEC the document fetch

@@ -38,7 +38,7 @@ import httpx
 
 from omc_pipelines.settings import SEC_USER_AGENT
 from omc_pipelines.sources.coins import extract_coins, is_known
-from omc_pipelines.sources.http import USER_AGENT, HttpSource, SourceThrottled
+from omc_pipelines.sources.http import USER_AGENT, HttpSource, SourcePayloadError, SourceThrottled
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "sec"
@@ -638,6 +638,17 @@ def parse_8k(document: str) -> EightK:
     return EightK(mentions_crypto=mentions, currencies=currencies, bitcoin_purchase=purchase)
 
 
+def check_is_8k(document: str, filing: Filing, url: str) -> None:
+    """Refuse a document that is not the filing (a maintenance page, an error page served
+    with 200): an 8-K's cover names its form and its filer. Stored from a wrong page, a
+    bitcoin purchase would read as a dull filing."""
+    text = html_to_text(document)
+    company = (filing.company.split() or [""])[0]
+    if not re.search(r"\b8-K\b", text, re.IGNORECASE) or company.lower() not in text.lower():
+        raise SourcePayloadError(SOURCE, url, f"the document of {filing.accession_number} is not an 8-K of "
+                                 f"{filing.company} (no 'Form 8-K' and filer name on it): {text[:80]!r}")
+
+
 # --- Form 4 ----------------------------------------------------------------------------
 
 
@@ -867,12 +878,13 @@ class SecEdgar:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: float | None = None,
     ) -> SecEdgar:
         """Refuses (``SecUserAgentError``) before building anything if the agent is unusable."""
         agent = check_user_agent(user_agent)
         common = dict(
             name=SOURCE, timeout=timeout, retries=retries, backoff=backoff, rate_limit=rate_limit,
-            throttle_statuses=(429, 403), sleep=sleep, transport=transport,
+            throttle_statuses=(429, 403), sleep=sleep, transport=transport, budget=budget,
         )
         data = HttpSource(base_url=data_url, headers={"User-Agent": agent, "Accept": "application/json"}, **common)
         archives = HttpSource(
@@ -956,7 +968,10 @@ class SecEdgar:
         return self._get(self.archives, path).text
 
     def eight_k(self, filing: Filing) -> EightK:
-        return parse_8k(self.document(filing))
+        document = self.document(filing)
+        check_is_8k(document, filing, self.archives.shown_url(
+            archive_path(filing.cik, filing.accession_number, filing.primary_document)))
+        return parse_8k(document)
 
     def form4(self, filing: Filing) -> Form4:
         """The ownership report behind a Form 4 filing, read from its raw XML."""
