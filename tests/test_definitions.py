@@ -36,7 +36,7 @@ def triggers() -> dict:
 
 def asset_specs() -> dict:
     """Everything about the graph a reviewer should see change: keys, groups, deps,
-    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, freshness, checks."""
+    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, freshness, pools, checks."""
     graph = defs.resolve_asset_graph()
     triggered_by = triggers()
     specs = {}
@@ -57,6 +57,7 @@ def asset_specs() -> dict:
             "triggered_by": sorted(triggered_by.get(key, [])),
             "kinds": sorted(node.kinds),
             "freshness": repr(node.freshness_policy) if node.freshness_policy else None,
+            "pools": sorted(node.pools or []),
             "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
         }
     return specs
