@@ -139,7 +139,9 @@ def test_nonces_are_kept_per_key_under_its_fingerprint_only(engine, sandbox):
 
 
 def test_nonces_strictly_increase_across_instances_and_threads(engine):
-    stores = [NonceStore(engine, "fp-shared"), NonceStore(engine, "fp-shared")]  # two processes' worth
+    # A clock that stands still: every nonce after the first is last + 1, so only the
+    # database's atomic update keeps two takers from getting the same one.
+    stores = [NonceStore(engine, "fp-shared", clock=lambda: 1_800_000_000.0) for _ in range(2)]
     taken: list[list[int]] = [[] for _ in range(6)]
     errors = []
 
@@ -158,6 +160,7 @@ def test_nonces_strictly_increase_across_instances_and_threads(engine):
     every = [n for mine in taken for n in mine]
     assert len(every) == len(set(every)) == 90
     assert all(mine == sorted(mine) and len(set(mine)) == len(mine) for mine in taken)
+    assert sorted(every) == list(range(1_800_000_000_000, 1_800_000_000_090))
     assert NonceStore(engine, "fp-shared").next() > max(every)
 
 
