@@ -4,6 +4,7 @@
         os.environ.update(sandbox.env())
         sandbox.coinspot.set_price("btc", last="140000")
         sandbox.inject(Fault("/pubapi/v2/latest", "429", retry_after=1))
+        sandbox.coinspot_account.inject(AccountFault("timeout_after_accept"))  # CoinSpot's private API
 """
 
 from __future__ import annotations

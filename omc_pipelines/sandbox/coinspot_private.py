@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -167,9 +167,9 @@ class CoinSpotAccount:
 
     # --- the checks every private request meets ----------------------------------------
 
-    def _take_fault(self, kinds: tuple[str, ...]) -> AccountFault | None:
+    def _take_fault(self, kind: str) -> AccountFault | None:
         for fault in self.faults:
-            if fault.kind in kinds:
+            if fault.kind == kind:
                 if fault.times > 0:  # 0: until cleared, as the server's faults
                     fault.times -= 1
                     if fault.times == 0:
@@ -185,10 +185,10 @@ class CoinSpotAccount:
                 refusal, body = self._authenticate(request, key, signature)
                 if refusal:
                     return refusal
-                if order and (fault := self._take_fault(("reject",))):
+                if order and (fault := self._take_fault("reject")):
                     return _error(400, fault.message)
                 response = handler(body, match)
-                stall = self._take_fault(("timeout_after_accept",)) if order and response.status == 200 else None
+                stall = self._take_fault("timeout_after_accept") if order and response.status == 200 else None
             if stall:
                 # The order is filled and recorded; the answer comes too late to be read.
                 self._server._stop.wait(stall.seconds)
@@ -198,7 +198,7 @@ class CoinSpotAccount:
 
     def _authenticate(self, request: Request, key: str | None, signature: str | None):
         """A refusal, or None and the decoded body."""
-        if self._take_fault(("401",)):
+        if self._take_fault("401"):
             return _error(401, "Invalid API key"), None
         if key not in self.keys:
             return _error(401, "Invalid API key"), None
