@@ -4,19 +4,21 @@
         os.environ.update(sandbox.env())
         sandbox.coinspot.set_price("btc", last="140000")
         sandbox.inject(Fault("/pubapi/v2/latest", "429", retry_after=1))
+        sandbox.coinspot_account.inject(AccountFault("timeout_after_accept"))  # CoinSpot's private API
 """
 
 from __future__ import annotations
 
 from omc_pipelines import settings
 from omc_pipelines.sandbox.coinspot import CoinSpotMarket
+from omc_pipelines.sandbox.coinspot_private import AccountFault, CoinSpotAccount
 from omc_pipelines.sandbox.defillama import DefiLlamaSandbox
 from omc_pipelines.sandbox.human import HumanSandbox
 from omc_pipelines.sandbox.sec import SecEdgarSandbox
 from omc_pipelines.sandbox.zendesk import HelpCentre
 from omc_pipelines.sandbox.server import FAULT_KINDS, Fault, Response, SandboxServer
 
-__all__ = ["FAULT_KINDS", "Fault", "Sandbox"]
+__all__ = ["FAULT_KINDS", "AccountFault", "Fault", "Sandbox"]
 
 
 class Sandbox:
@@ -24,6 +26,9 @@ class Sandbox:
         self.server = SandboxServer(port=port)
         self.coinspot = CoinSpotMarket()
         self.coinspot.install(self.server)
+        # The private API on the same host, filling orders at the public API's prices.
+        self.coinspot_account = CoinSpotAccount(self.coinspot)
+        self.coinspot_account.install(self.server)
         self.sec = SecEdgarSandbox()
         self.sec.install(self.server)
         self.zendesk = HelpCentre()
@@ -59,6 +64,7 @@ class Sandbox:
         fresh = CoinSpotMarket()
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
         self.coinspot.error_in_200.clear()
+        self.coinspot_account.reset()
         self.sec.reset()
         self.zendesk.reset()
         self.defillama.reset()
