@@ -248,6 +248,14 @@ class SandboxServer:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionResetError:
+                    # A client that stops reading an answer (too big, too slow) resets the
+                    # connection: the next read of a request fails, and there is nothing to report.
+                    self.close_connection = True
+
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
