@@ -629,7 +629,7 @@ def test_a_dripping_answer_ends_at_its_deadline(sandbox, make_source, sleeps):
         source.get(LATEST)
     elapsed = time.monotonic() - started
     # Each byte comes well within the read timeout: only the deadline ends it, one drip after at most.
-    assert 1.0 <= elapsed < 1.4
+    assert 1.0 <= elapsed < 1.5
     assert "took too long" in caught.value.reason and "1 s deadline" in caught.value.reason
     assert caught.value.url == f"{sandbox.url}{LATEST}"
 
@@ -701,7 +701,7 @@ def test_many_retries_end_at_the_budget_in_real_time(sandbox, make_source):
     source = make_source(sandbox.url, retries=1000, backoff=0.02, budget=1.0, sleep=time.sleep)
     with pytest.raises(SourceUnavailable) as caught:
         source.get(LATEST)
-    assert time.monotonic() - started < 1.1
+    assert time.monotonic() - started < 1.3
     assert "budget" in caught.value.reason
     assert 3 < len(_served(sandbox, LATEST)) < 1000
 
@@ -713,7 +713,7 @@ def test_the_budget_cuts_a_request_short(sandbox, make_source):
     source = make_source(sandbox.url, deadline=10.0, retries=5, budget=0.8)
     with pytest.raises(SourceUnavailable) as caught:
         source.get(LATEST)
-    assert 0.8 <= time.monotonic() - started < 1.1
+    assert 0.8 <= time.monotonic() - started < 1.3
     assert "0.8 s budget" in caught.value.reason
     assert len(_served(sandbox, LATEST)) == 1  # no retry once the budget is spent
 

@@ -367,6 +367,7 @@ def test_seconds_default_by_kind():
         ({"kind": "oversized", "variant": "huge"}, "declared, chunked"),
         ({"kind": "429", "variant": "zero"}, "no variants"),
         ({"kind": "oversized", "size": 0}, "size"),
+        ({"kind": "oversized", "size": 1.5e6}, "size"),
         ({"kind": "500", "size": 10}, "size"),
         ({"kind": "drip", "seconds": -1}, "seconds"),
     ],

@@ -92,8 +92,8 @@ class Fault:
         if self.variant is not None and self.variant not in variants:
             raise ValueError(f"unknown {self.kind} variant {self.variant!r}; known: {', '.join(variants)}")
         self.variant = self.variant or (variants[0] if variants else None)
-        if self.size is not None and (self.kind != "oversized" or self.size < 1):
-            raise ValueError("size is the bytes of an oversized answer, 1 at least")
+        if self.size is not None and (self.kind != "oversized" or not isinstance(self.size, int) or self.size < 1):
+            raise ValueError("size is the bytes of an oversized answer, a whole number, 1 at least")
         if self.kind == "oversized" and self.size is None:
             self.size = OVERSIZED_BYTES
         if self.seconds is not None and self.seconds < 0:
