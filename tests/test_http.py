@@ -7,9 +7,10 @@ Waits are recorded, not slept: every HttpSource here gets ``sleep=`` a list's
 from __future__ import annotations
 
 import email.utils
-import socket
+import logging
 import threading
 import time
+import tracemalloc
 import traceback
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
@@ -18,9 +19,10 @@ import httpx
 import pytest
 
 from omc_pipelines.sandbox import Fault
-from omc_pipelines.sandbox.server import Response
+from omc_pipelines.sandbox.server import OVERSIZED_BYTES, Response, unreachable_url
 from omc_pipelines.sources import http
 from omc_pipelines.sources.http import (
+    MAX_BYTES,
     MAX_RETRY_AFTER,
     USER_AGENT,
     HttpSource,
@@ -31,6 +33,7 @@ from omc_pipelines.sources.http import (
     SourceThrottled,
     SourceUnavailable,
     parse_retry_after,
+    safe_url,
     shared_limiter,
 )
 
@@ -72,12 +75,6 @@ def make_source(sleeps):
     yield make
     for source in made:
         source.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _served(sandbox, path: str) -> list[dict]:
@@ -424,7 +421,7 @@ def test_transient_disconnect_is_mended_by_a_retry(sandbox, make_source):
 
 
 def test_refused_connection_retries_then_source_unavailable(make_source, sleeps):
-    source = make_source(f"http://127.0.0.1:{_free_port()}", retries=2)
+    source = make_source(unreachable_url(), retries=2)
     with pytest.raises(SourceUnavailable) as caught:
         source.get(LATEST)
     assert len(sleeps) == 2
@@ -577,7 +574,7 @@ def test_400_refusal_never_shows_a_secret_param(sandbox, make_source):
 
 
 def test_refused_connection_never_shows_a_secret_param(make_source):
-    source = make_source(f"http://127.0.0.1:{_free_port()}", retries=1, secret_params={"auth_token"})
+    source = make_source(unreachable_url(), retries=1, secret_params={"auth_token"})
     with pytest.raises(SourceUnavailable) as caught:
         source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
     _assert_no_secret(caught.value, source, LATEST)
@@ -609,3 +606,304 @@ def test_error_types_form_one_hierarchy():
     refused = SourceRefused("src", "http://h/p", "HTTP 401: no", 401)
     assert isinstance(refused, SourceError) and refused.status == 401
     assert not issubclass(SourceError, httpx.HTTPError)
+
+
+# --- the deadline of one request ------------------------------------------------------------
+
+BTC = "/pubapi/v2/latest/btc"  # a short answer (about 80 bytes)
+
+
+def test_the_default_deadline_is_three_read_timeouts_and_can_be_set():
+    with HttpSource("test-deadline", "http://example.invalid", timeout=2.0) as source:
+        assert source.deadline == 6.0
+    with HttpSource("test-deadline", "http://example.invalid", timeout=2.0, deadline=0.5) as source:
+        assert source.deadline == 0.5
+
+
+@pytest.mark.integration
+def test_a_dripping_answer_ends_at_its_deadline(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, timeout=2.0, deadline=1.0, retries=0)
+    sandbox.inject(Fault(LATEST, "drip", times=0, seconds=0.1))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    elapsed = time.monotonic() - started
+    # Each byte comes well within the read timeout: only the deadline ends it, one drip after at most.
+    assert 1.0 <= elapsed < 1.5
+    assert "took too long" in caught.value.reason and "1 s deadline" in caught.value.reason
+    assert caught.value.url == f"{sandbox.url}{LATEST}"
+
+
+@pytest.mark.integration
+def test_a_request_past_its_deadline_is_retried_like_a_timeout(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, deadline=0.5, retries=2)
+    sandbox.inject(Fault(LATEST, "drip", times=1, seconds=0.1))
+    assert source.get_json(LATEST)["status"] == "ok"
+    assert [r["fault"] for r in _served(sandbox, LATEST)] == ["drip", None]
+    assert len(sleeps) == 1
+
+
+@pytest.mark.integration
+def test_an_answer_dripping_in_within_the_deadline_is_read_whole(sandbox, make_source):
+    whole = make_source(sandbox.url).get_json(BTC)
+    sandbox.inject(Fault(BTC, "drip", times=1, seconds=0.002))
+    assert make_source(sandbox.url, deadline=5.0).get_json(BTC) == whole
+
+
+@pytest.mark.integration
+def test_waiting_for_the_headers_stops_at_the_deadline_not_the_read_timeout(sandbox, make_source):
+    source = make_source(sandbox.url, timeout=10.0, deadline=0.5, retries=0)
+    sandbox.inject(Fault(LATEST, "stall", times=0, seconds=5))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert time.monotonic() - started < 1.0
+    assert "took too long" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_a_body_gone_quiet_stops_at_the_deadline_not_the_read_timeout(sandbox, make_source):
+    # The first byte comes at once, the next only after 5 s: the body's reads wait what is left.
+    source = make_source(sandbox.url, timeout=10.0, deadline=0.5, retries=0)
+    sandbox.inject(Fault(LATEST, "drip", times=0, seconds=5))
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert time.monotonic() - started < 1.0
+    assert "took too long" in caught.value.reason
+
+
+# --- the budget of one client ---------------------------------------------------------------
+
+
+@pytest.fixture
+def highest_backoff(monkeypatch):
+    """Backoff without jitter: always the cap, so that waits are known in advance."""
+    monkeypatch.setattr(http.random, "uniform", lambda low, high: high)
+
+
+@pytest.mark.integration
+def test_a_budget_stops_retries_before_a_wait_would_pass_it(sandbox, make_source, highest_backoff):
+    clock = FakeClock()
+    source = make_source(sandbox.url, retries=20, backoff=1.0, budget=5.0, clock=clock, sleep=clock.sleep)
+    sandbox.inject(Fault(LATEST, "503", times=0))
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert clock.sleeps == [1.0, 2.0]  # the next wait, 4 s, would end past the 5 s budget
+    assert len(_served(sandbox, LATEST)) == 3
+    assert "5 s budget" in caught.value.reason and "HTTP 503" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_many_retries_end_at_the_budget_in_real_time(sandbox, make_source):
+    sandbox.inject(Fault(LATEST, "500", times=0))
+    started = time.monotonic()
+    source = make_source(sandbox.url, retries=1000, backoff=0.02, budget=1.0, sleep=time.sleep)
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert time.monotonic() - started < 1.3
+    assert "budget" in caught.value.reason
+    assert 3 < len(_served(sandbox, LATEST)) < 1000
+
+
+@pytest.mark.integration
+def test_the_budget_cuts_a_request_short(sandbox, make_source):
+    sandbox.inject(Fault(LATEST, "drip", times=0, seconds=0.05))
+    started = time.monotonic()  # the budget counts from the client's creation
+    source = make_source(sandbox.url, deadline=10.0, retries=5, budget=0.8)
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert 0.8 <= time.monotonic() - started < 1.3
+    assert "0.8 s budget" in caught.value.reason
+    assert len(_served(sandbox, LATEST)) == 1  # no retry once the budget is spent
+
+
+@pytest.mark.integration
+def test_retry_after_counts_against_the_budget(sandbox, make_source):
+    clock = FakeClock()
+    source = make_source(sandbox.url, retries=5, budget=5.0, clock=clock, sleep=clock.sleep)
+    sandbox.inject(Fault(LATEST, "429", times=0, retry_after=3))
+    # Still "throttled": a caller (the SEC's cool-down) must know the source asked us to slow down.
+    with pytest.raises(SourceThrottled) as caught:
+        source.get(LATEST)
+    assert clock.sleeps == [3.0]
+    assert len(_served(sandbox, LATEST)) == 2
+    assert "5 s budget" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_the_budget_counts_from_the_clients_creation(sandbox, make_source):
+    clock = FakeClock()
+    source = make_source(sandbox.url, budget=2.0, clock=clock, sleep=clock.sleep)
+    assert source.get(LATEST).status_code == 200
+    clock.now += 2.0
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)
+    assert "budget" in caught.value.reason
+    assert len(_served(sandbox, LATEST)) == 1  # nothing sent once it is spent
+
+
+@pytest.mark.integration
+def test_a_rate_limit_wait_past_the_budget_is_not_slept(sandbox, make_source, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setitem(http._limiters, "test-budget-limit", RateLimiter(0.1, clock=clock, sleep=clock.sleep))
+    source = make_source(sandbox.url, name="test-budget-limit", rate_limit=0.1, budget=5.0, clock=clock)
+    assert source.get(LATEST).status_code == 200
+    with pytest.raises(SourceUnavailable) as caught:
+        source.get(LATEST)  # the next slot is 10 s away
+    assert clock.sleeps == []
+    assert "rate limit" in caught.value.reason and "budget" in caught.value.reason
+    assert len(_served(sandbox, LATEST)) == 1
+
+
+def test_rate_limiter_refuses_a_slot_beyond_the_limit_without_taking_it():
+    clock = FakeClock()
+    limiter = RateLimiter(1.0, clock=clock, sleep=clock.sleep)
+    assert limiter.wait(within=0.0)
+    assert not limiter.wait(within=0.5)  # the next slot is 1 s away
+    assert clock.sleeps == []
+    assert limiter.wait(within=1.0)  # the refused call did not take a slot
+    assert clock.sleeps == [1.0]
+
+
+# --- the size of an answer --------------------------------------------------------------------
+
+
+def test_the_default_size_limit_is_finite_and_below_the_sandboxs_oversized_answer():
+    with HttpSource("test-size", "http://example.invalid") as source:
+        assert source.max_bytes == MAX_BYTES == 32 * 1024 * 1024
+    assert OVERSIZED_BYTES >= 2 * MAX_BYTES
+
+
+@pytest.mark.integration
+def test_a_declared_length_over_the_limit_is_refused_before_reading(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, max_bytes=1_000_000)
+    sandbox.inject(Fault(LATEST, "oversized", times=0))
+    started = time.monotonic()
+    with pytest.raises(SourcePayloadError) as caught:
+        source.get(LATEST)
+    assert time.monotonic() - started < 0.5
+    assert "1,000,000-byte limit" in caught.value.reason
+    assert len(_served(sandbox, LATEST)) == 1 and sleeps == []  # not retried: it would be as big again
+
+
+@pytest.mark.integration
+def test_a_streamed_answer_stops_at_the_limit_in_bounded_memory(sandbox, make_source, sleeps):
+    source = make_source(sandbox.url, max_bytes=1024 * 1024)
+    sandbox.inject(Fault(LATEST, "oversized", times=0, variant="chunked"))  # 64 MiB, no length said
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourcePayloadError) as caught:
+            source.get(LATEST)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024  # a few chunks past the 1 MiB kept, never the 64 MiB sent
+    assert "1,048,576-byte limit" in caught.value.reason and "stopped" in caught.value.reason
+    assert sleeps == []
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variant", ["declared", "chunked"])
+def test_an_answer_exactly_at_the_limit_is_read(sandbox, make_source, variant):
+    sandbox.inject(Fault(LATEST, "oversized", times=2, size=5000, variant=variant))
+    assert len(make_source(sandbox.url, max_bytes=5000).get(LATEST).content) == 5000
+    with pytest.raises(SourcePayloadError):
+        make_source(sandbox.url, max_bytes=4999).get(LATEST)
+
+
+@pytest.mark.integration
+def test_a_compressed_answer_is_judged_by_its_decoded_size(sandbox, make_source):
+    import gzip
+
+    body = b"[" + b"0," * 500_000 + b"0]"  # a megabyte of JSON that gzips to a few kilobytes
+    packed = gzip.compress(body)
+    sandbox.server.route("GET", r"/packed",
+                         lambda req, m: Response(body=packed, headers={"Content-Encoding": "gzip"}))
+    assert len(make_source(sandbox.url).get_json("/packed")) == 500_001
+    with pytest.raises(SourcePayloadError) as caught:
+        make_source(sandbox.url, max_bytes=len(body) - 1).get("/packed")
+    assert "limit" in caught.value.reason
+
+
+@pytest.mark.integration
+def test_an_empty_answer_is_not_json(sandbox, make_source, sleeps):
+    sandbox.inject(Fault(LATEST, "empty"))
+    source = make_source(sandbox.url)
+    with pytest.raises(SourcePayloadError) as caught:
+        source.get_json(LATEST)
+    assert "not valid JSON" in caught.value.reason and sleeps == []
+
+
+# --- URLs safe to show, quiet loggers, no chain to walk ---------------------------------------
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://example.com/feed?key=abc", "https://example.com/feed?key=%2A%2A%2A"),
+    ("https://example.com/feed?page=2&apikey=abc&limit=5", "https://example.com/feed?page=2&apikey=%2A%2A%2A&limit=5"),
+    ("https://example.com/feed", "https://example.com/feed"),
+    ("https://user:pa55@example.com:8443/feed", "https://***@example.com:8443/feed"),
+    ("https://example.com/cb#access_token=abc", "https://example.com/cb"),
+    ("https://example.com/x?sig=", "https://example.com/x?sig=%2A%2A%2A"),
+])
+def test_safe_url_masks_every_query_value_but_paging_and_filters(url, shown):
+    assert safe_url(url) == shown
+
+
+def test_safe_url_masks_secret_names_even_when_they_look_harmless():
+    assert safe_url("https://h/p?page=2&limit=5", secret_params=("limit",)) == "https://h/p?page=2&limit=%2A%2A%2A"
+
+
+def test_shown_url_masks_a_query_that_came_with_the_path():
+    with HttpSource("test-shown", "https://example.com") as source:
+        assert source.shown_url("/feed?key=abc&page=2") == "https://example.com/feed?key=%2A%2A%2A&page=2"
+        assert source.shown_url("/feed?key=abc", {"page": 3}) == "https://example.com/feed?key=%2A%2A%2A&page=3"
+
+
+@pytest.mark.integration
+def test_no_log_record_shows_a_secret(sandbox, make_source, caplog):
+    caplog.set_level(logging.DEBUG)  # an application that logs everything
+    source = make_source(sandbox.url, retries=1, secret_params={"auth_token"})
+    source.get(LATEST, {"auth_token": SECRET})
+    sandbox.inject(Fault(LATEST, "500", times=0))
+    with pytest.raises(SourceUnavailable):
+        source.get(LATEST, {"auth_token": SECRET})
+    feed = make_source(sandbox.url, name="test-feed")
+    with pytest.raises(SourceRefused):
+        feed.get(f"/feeds/nosuchfeed?key={SECRET}")
+    assert not [r for r in caplog.records if SECRET in r.getMessage() or SECRET in str(r.args)]
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+    assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found, todo = [], [exc]
+    while todo:
+        current = todo.pop()
+        if current is not None and current not in found:
+            found.append(current)
+            todo += [current.__context__, current.__cause__]
+    return found
+
+
+@pytest.mark.integration
+def test_a_payload_error_keeps_neither_the_body_nor_the_request(sandbox, make_source):
+    # An error page that echoes the address asked for, token and all, in a 200.
+    sandbox.server.route("GET", r"/echo", lambda req, m: Response(body=f"<html>you asked {req.query}</html>"))
+    source = make_source(sandbox.url, secret_params={"auth_token"})
+    with pytest.raises(SourcePayloadError) as caught:
+        source.get_json("/echo", {"auth_token": SECRET})
+    assert _chain(caught.value) == [caught.value]
+    assert SECRET not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["disconnect", "stall", "drip", "oversized"])
+def test_layer_errors_keep_no_httpx_error(sandbox, make_source, kind):
+    source = make_source(sandbox.url, retries=0, timeout=0.3, deadline=0.5, max_bytes=1000,
+                         secret_params={"auth_token"})
+    sandbox.inject(Fault(LATEST, kind, times=0, seconds=1))
+    with pytest.raises(SourceError) as caught:
+        source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
+    assert _chain(caught.value) == [caught.value]
+    _assert_no_secret(caught.value, source, LATEST)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -15,6 +16,8 @@ import pytest
 from omc_pipelines import settings
 from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
 from omc_pipelines.sandbox.coinspot import RECORDINGS, CoinSpotMarket
+from omc_pipelines.sandbox.human import CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+from omc_pipelines.sandbox.server import OVERSIZED_BYTES, unreachable_url, wrong_shape
 
 API = "/pubapi/v2"
 
@@ -342,9 +345,229 @@ def test_fault_body_that_is_not_json_is_400(client):
 
 
 def test_fault_kinds_are_checked_in_process_too():
-    assert set(FAULT_KINDS) == {"429", "403", "500", "502", "503", "stall", "malformed", "truncated", "disconnect"}
+    assert set(FAULT_KINDS) == {"429", "403", "500", "502", "503", "stall", "malformed", "truncated", "disconnect",
+                                "drip", "empty", "wrong_shape", "oversized"}
     with pytest.raises(ValueError, match="unknown fault kind"):
         Fault("/x", "404")
+
+
+# --- the faults of a bad day: drip, empty, wrong shape, oversized, nobody listening ------------
+
+
+def test_seconds_default_by_kind():
+    assert Fault("/x", "drip").seconds == 2.0
+    assert Fault("/x", "stall").seconds == 30.0
+    assert Fault("/x", "drip", seconds=0.5).seconds == 0.5
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ({"kind": "wrong_shape", "variant": "upside_down"}, "missing, types, negative, zero"),
+        ({"kind": "oversized", "variant": "huge"}, "declared, chunked"),
+        ({"kind": "429", "variant": "zero"}, "no variants"),
+        ({"kind": "oversized", "size": 0}, "size"),
+        ({"kind": "oversized", "size": 1.5e6}, "size"),
+        ({"kind": "500", "size": 10}, "size"),
+        ({"kind": "drip", "seconds": -1}, "seconds"),
+    ],
+)
+def test_bad_variants_sizes_and_seconds_are_refused(options, words):
+    with pytest.raises(ValueError, match=words):
+        Fault("/x", **options)
+
+
+@pytest.mark.integration
+def test_drip_sends_the_headers_then_the_real_body_a_byte_at_a_time(sandbox, client):
+    whole = client.get(f"{API}/latest/btc").content
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest/btc", "kind": "drip", "seconds": 0.1})
+    started = time.monotonic()
+    with client.stream("GET", f"{API}/latest/btc") as response:
+        headers_at = time.monotonic() - started
+        chunks = []
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            if len(chunks) == 5:
+                break
+        fifth_at = time.monotonic() - started
+    assert response.status_code == 200 and int(response.headers["content-length"]) == len(whole)
+    assert headers_at < 0.1
+    assert chunks == [whole[i:i + 1] for i in range(5)]
+    assert 0.35 < fifth_at < 0.8  # a byte at once, then one every 0.1 s
+
+
+@pytest.mark.integration
+def test_drip_delivers_the_whole_real_body(sandbox, client):
+    whole = client.get(f"{API}/latest/btc").content
+    sandbox.inject(Fault(f"{API}/latest/btc", "drip", seconds=0.001))
+    response = client.get(f"{API}/latest/btc")
+    assert response.content == whole
+    assert [r["fault"] for r in sandbox.server.requests_to(f"{API}/latest/btc")] == [None, "drip"]
+
+
+@pytest.mark.integration
+def test_stop_releases_a_drip():
+    box = Sandbox().start()
+    box.inject(Fault(f"{API}/latest", "drip", seconds=30))
+    with httpx.Client(base_url=box.url) as c, c.stream("GET", f"{API}/latest") as response:
+        started = time.monotonic()
+        box.stop()
+        with pytest.raises(httpx.HTTPError):
+            response.read()
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.integration
+def test_empty_is_a_200_with_no_body_in_the_routes_content_type(sandbox, client):
+    sandbox.inject(Fault("/feeds/decrypt", "empty"))
+    sandbox.inject(Fault(f"{API}/latest", "empty"))
+    feed = client.get("/feeds/decrypt")
+    latest = client.get(f"{API}/latest")
+    for response in (feed, latest):
+        assert response.status_code == 200 and response.content == b""
+        assert response.headers["content-length"] == "0"
+    assert "xml" in feed.headers["content-type"] and latest.headers["content-type"] == "application/json"
+
+
+def test_wrong_shape_missing_drops_the_first_field_of_every_object():
+    payload = {"status": "ok", "prices": {"btc": {"bid": "1", "ask": "2"}, "eth": {"ask": "3"}}, "list": [{"b": 1, "a": 2}]}
+    assert wrong_shape(payload, "missing") == {"status": "ok", "prices": {"eth": {}}}
+    assert wrong_shape([{"b": 1, "a": 2}, 3], "missing") == [{"b": 1}, 3]
+
+
+def test_wrong_shape_types_numbers_become_words_and_text_numbers():
+    payload = {"n": 5, "x": -2.5, "s": "hello", "price": "130.5", "flag": True, "none": None, "nested": [1, "ab"]}
+    assert wrong_shape(payload, "types") == {
+        "n": "n/a", "x": "n/a", "s": 5, "price": 130.5, "flag": True, "none": None, "nested": ["n/a", 2]}
+
+
+@pytest.mark.parametrize("variant, expected", [
+    ("negative", {"n": -5, "x": 2.5, "price": "-130.5", "neg": "5", "s": "hello", "flag": True, "nan": "NaN"}),
+    ("zero", {"n": 0, "x": 0, "price": "0", "neg": "0", "s": "hello", "flag": True, "nan": "NaN"}),
+])
+def test_wrong_shape_negative_and_zero_change_numbers_and_numeric_text(variant, expected):
+    payload = {"n": 5, "x": -2.5, "price": "130.5", "neg": "-5", "s": "hello", "flag": True, "nan": "NaN"}
+    assert wrong_shape(payload, variant) == expected
+
+
+def _leaves(value, at=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{at}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{at}[{i}]")
+    else:
+        yield at, value
+
+
+def _assert_first_field_dropped(original, mutated):
+    """Every object lost its alphabetically first field, and nothing else changed."""
+    if isinstance(original, dict):
+        assert set(mutated) == set(original) - {min(original, default=None)}
+        for key in mutated:
+            _assert_first_field_dropped(original[key], mutated[key])
+    elif isinstance(original, list):
+        assert len(mutated) == len(original)
+        for before, after in zip(original, mutated):
+            _assert_first_field_dropped(before, after)
+    else:
+        assert mutated == original
+
+
+def _reddit_bearer(client) -> dict[str, str]:
+    token = client.post("/api/v1/access_token", data={"grant_type": "client_credentials"},
+                        auth=(REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET)).json()["access_token"]
+    return {"Authorization": f"bearer {token}"}
+
+
+# One JSON answer of every source the sandbox serves.
+JSON_ROUTES = [
+    f"{API}/latest",
+    f"{API}/orders/completed/btc",
+    "/v2/chains",
+    "/protocols",
+    "/overview/fees?excludeTotalDataChart=true&dataType=dailyFees",
+    "/stablecoins?includePrices=true",
+    "/submissions/CIK0001050446.json",
+    "/api/v2/help_center/en-us/categories/115000579994/articles.json",
+    f"/api/developer/v2/posts/?auth_token={CRYPTOPANIC_TOKEN}",
+    "/r/Bitcoin/new.json",
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("route", JSON_ROUTES)
+@pytest.mark.parametrize("variant", ["missing", "types", "negative", "zero"])
+def test_wrong_shape_works_on_every_json_source(sandbox, client, route, variant):
+    headers = _reddit_bearer(client) if route.startswith("/r/") else {}
+    if route.startswith("/submissions"):
+        headers["User-Agent"] = "OMC Pipelines sandbox sandbox@example.com"
+    real = client.get(route, headers=headers)
+    assert real.status_code == 200
+    sandbox.inject(Fault(route.split("?")[0], "wrong_shape", times=2, variant=variant))
+    first, second = (client.get(route, headers=headers) for _ in range(2))
+    assert first.status_code == 200 and first.content == second.content  # deterministic
+    original, mutated = real.json(), first.json()
+    assert mutated != original
+    if variant == "missing":
+        _assert_first_field_dropped(original, mutated)
+        return
+    before, after = dict(_leaves(original)), dict(_leaves(mutated))
+    assert before.keys() == after.keys()  # the same fields, only their values changed
+    numbers = {at for at, v in before.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    texts = {at for at, v in before.items() if isinstance(v, str)}
+    if variant == "types":
+        assert all(after[at] == "n/a" for at in numbers)
+        assert all(isinstance(after[at], (int, float)) for at in texts)
+    elif variant == "negative":
+        assert all(after[at] == -before[at] for at in numbers)
+    else:
+        assert all(after[at] == 0 for at in numbers)
+
+
+@pytest.mark.integration
+def test_wrong_shape_leaves_an_answer_that_is_not_json_as_it_is(client):
+    whole = client.get("/feeds/decrypt").content
+    client.post("/_sandbox/faults", json={"path": "/feeds/decrypt", "kind": "wrong_shape", "variant": "types"})
+    assert client.get("/feeds/decrypt").content == whole
+
+
+@pytest.mark.integration
+def test_oversized_declares_its_length_and_sends_it_all(client):
+    client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "oversized", "size": 200_000})
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "200000" and len(response.content) == 200_000
+
+
+@pytest.mark.integration
+def test_oversized_chunked_says_no_length(sandbox, client):
+    sandbox.inject(Fault(f"{API}/latest", "oversized", size=200_001, variant="chunked"))
+    response = client.get(f"{API}/latest")
+    assert response.status_code == 200 and "content-length" not in response.headers
+    assert response.headers["transfer-encoding"] == "chunked" and len(response.content) == 200_001
+
+
+@pytest.mark.integration
+def test_oversized_by_default_is_streamed_without_being_built(sandbox, client):
+    sandbox.inject(Fault(f"{API}/latest", "oversized", variant="chunked"))
+    tracemalloc.start()  # the server runs in this process: its memory counts too
+    try:
+        with client.stream("GET", f"{API}/latest") as response:
+            received = sum(len(chunk) for chunk in response.iter_raw())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == OVERSIZED_BYTES == 64 * 1024 * 1024
+    assert peak < 8 * 1024 * 1024
+
+
+def test_unreachable_url_is_a_port_where_nothing_listens():
+    url = unreachable_url()
+    assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2.0)
 
 
 # --- the request log and reset -----------------------------------------------------------

@@ -3,6 +3,15 @@
 Each source adds its routes (see ``coinspot.py``); the server adds what is common
 to all of them: faults that hit any path prefix, a log of the requests served, and
 ``/_sandbox/...`` endpoints to steer it from outside the process.
+
+The faults: ``429``, ``403``, ``500``, ``502``, ``503`` (that status, ``retry_after``
+as its header); ``stall`` (no answer for ``seconds``, then a 503); ``malformed`` (HTML
+labelled JSON); ``disconnect`` (closed without a word); and, made from the route's real
+answer, ``truncated`` (cut in half), ``drip`` (headers, then the body a byte every
+``seconds``), ``empty`` (a 200 with no body) and ``wrong_shape`` (the JSON mutated by
+``variant``, see :func:`wrong_shape`); ``oversized`` is a 200 of ``size`` bytes, sent in
+chunks, its length ``declared`` or not (``chunked``). Where nothing should listen at
+all, :func:`unreachable_url`.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +28,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = ("429", "403", "500", "502", "503", "stall", "malformed", "truncated", "disconnect")
+FAULT_KINDS = ("429", "403", "500", "502", "503", "stall", "malformed", "truncated", "disconnect",
+               "drip", "empty", "wrong_shape", "oversized")
+# The kinds that come in variants; the first is the default.
+FAULT_VARIANTS = {"wrong_shape": ("missing", "types", "negative", "zero"), "oversized": ("declared", "chunked")}
+# Faults made from the route's real answer.
+FROM_THE_ROUTE = ("truncated", "drip", "empty", "wrong_shape")
+STALL_SECONDS = 30.0
+DRIP_SECONDS = 2.0
+# Twice the HTTP layer's default cap (omc_pipelines.sources.http.MAX_BYTES): well past it.
+OVERSIZED_BYTES = 64 * 1024 * 1024
+OVERSIZED_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -50,17 +70,71 @@ class Response:
 
 @dataclass
 class Fault:
-    """Answer requests whose path starts with ``path`` badly, ``times`` times (0: until cleared)."""
+    """Answer requests whose path starts with ``path`` badly, ``times`` times (0: until cleared).
+
+    ``seconds``: how long a stall lasts (30 s), or the pause between two bytes of a drip (2 s);
+    ``variant``: see ``FAULT_VARIANTS``; ``size``: the bytes of an oversized answer."""
 
     path: str
     kind: str
     times: int = 1
     retry_after: float | None = None
-    seconds: float = 30.0
+    seconds: float | None = None
+    variant: str | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        variants = FAULT_VARIANTS.get(self.kind, ())
+        if self.variant is not None and not variants:
+            raise ValueError(f"fault kind {self.kind!r} has no variants")
+        if self.variant is not None and self.variant not in variants:
+            raise ValueError(f"unknown {self.kind} variant {self.variant!r}; known: {', '.join(variants)}")
+        self.variant = self.variant or (variants[0] if variants else None)
+        if self.size is not None and (self.kind != "oversized" or not isinstance(self.size, int) or self.size < 1):
+            raise ValueError("size is the bytes of an oversized answer, a whole number, 1 at least")
+        if self.kind == "oversized" and self.size is None:
+            self.size = OVERSIZED_BYTES
+        if self.seconds is not None and self.seconds < 0:
+            raise ValueError("seconds cannot be negative")
+        if self.seconds is None:
+            self.seconds = DRIP_SECONDS if self.kind == "drip" else STALL_SECONDS
+
+
+_NUMBER_TEXT = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def wrong_shape(value: Any, variant: str) -> Any:
+    """Decoded JSON mutated the same way all through, for any source: ``missing`` drops the
+    (alphabetically) first field of every object; ``types`` turns numbers into words ("n/a")
+    and text into numbers (its value when it reads as one, else its length); ``negative`` and
+    ``zero`` negate or zero every number, and numeric text alike (prices often come as text)."""
+    if isinstance(value, dict):
+        dropped = min(value, default=None) if variant == "missing" else None
+        return {key: wrong_shape(item, variant) for key, item in value.items() if key != dropped}
+    if isinstance(value, list):
+        return [wrong_shape(item, variant) for item in value]
+    if variant == "missing" or value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return {"types": "n/a", "negative": -value, "zero": 0}[variant]
+    numeric = _NUMBER_TEXT.fullmatch(value) is not None
+    if variant == "types":
+        return (int(value) if value.lstrip("-").isdigit() else float(value)) if numeric else len(value)
+    if not numeric:
+        return value
+    if variant == "zero":
+        return "0"
+    return value[1:] if value.startswith("-") else f"-{value}"
+
+
+def unreachable_url() -> str:
+    """A URL where nothing listens, so that connecting is refused: a free port, closed again."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 Handler = Callable[[Request, re.Match], Response]
@@ -174,6 +248,14 @@ class SandboxServer:
             def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except ConnectionResetError:
+                    # A client that stops reading an answer (too big, too slow) resets the
+                    # connection: the next read of a request fails, and there is nothing to report.
+                    self.close_connection = True
+
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
@@ -185,10 +267,7 @@ class SandboxServer:
                     body=self.rfile.read(length) if length else b"",
                 )
                 fault = server._take_fault(request.path)
-                if fault and fault.kind != "truncated":
-                    response = server._faulty(fault)
-                else:
-                    response = server._dispatch(request)
+                response = server._answer(request, fault)
                 server.requests.append(
                     {"method": request.method, "path": request.path, "status": response.status if response else None,
                      "fault": fault.kind if fault else None, "at": time.time()}
@@ -197,24 +276,63 @@ class SandboxServer:
                     self.close_connection = True
                     return
                 body = response.encoded()
-                if fault and fault.kind == "truncated":
-                    body = body[: len(body) // 2]  # a body cut short, length and all
+                oversized = fault.size if fault and fault.kind == "oversized" else None
+                chunked = oversized is not None and fault.variant == "chunked"
                 self.send_response(response.status)
                 self.send_header("Content-Type", response.content_type)
-                self.send_header("Content-Length", str(len(body)))
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(oversized or len(body)))
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 try:
                     self.end_headers()
-                    self.wfile.write(body)
+                    if oversized:
+                        self._send_oversized(oversized, chunked)
+                    elif fault and fault.kind == "drip":
+                        self._drip(body, fault.seconds)
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     # The client gave up first (what a stall is for): not a server
                     # error worth a traceback on stderr in the middle of a test run.
                     self.close_connection = True
 
+            def _drip(self, body: bytes, seconds: float) -> None:
+                for i in range(len(body)):
+                    if i and server._stop.wait(seconds):  # the server stops: cut the answer short
+                        self.close_connection = True
+                        return
+                    self.wfile.write(body[i:i + 1])
+
+            def _send_oversized(self, size: int, chunked: bool) -> None:
+                # Chunk by chunk, so that neither end need hold the whole answer.
+                for sent in range(0, size, OVERSIZED_CHUNK):
+                    chunk = b"x" * min(OVERSIZED_CHUNK, size - sent)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+
             do_GET = do_POST = do_DELETE = _serve
 
         return _Handler
+
+    def _answer(self, request: Request, fault: Fault | None) -> Response | None:
+        """The answer to send: the route's, the route's made faulty, or the fault's own (None: disconnect)."""
+        if fault is None:
+            return self._dispatch(request)
+        if fault.kind not in FROM_THE_ROUTE:
+            return self._faulty(fault)
+        response = self._dispatch(request)
+        if fault.kind == "truncated":
+            body = response.encoded()
+            return Response(response.status, body[: len(body) // 2], response.headers, response.content_type)
+        if fault.kind == "empty":
+            return Response(200, b"", content_type=response.content_type)
+        if fault.kind == "wrong_shape":
+            return _reshaped(response, fault.variant)
+        return response  # drip: the real answer, delivered slowly
 
     def _faulty(self, fault: Fault) -> Response | None:
         if fault.kind in ("429", "403", "500", "502", "503"):
@@ -226,4 +344,19 @@ class SandboxServer:
             return Response(503, {"status": "error", "message": "sandbox stall ended"})
         if fault.kind == "malformed":
             return Response(200, b"<html><body>Service temporarily unavailable</body></html>", content_type="application/json")
+        if fault.kind == "oversized":
+            return Response(200, b"")  # its body is streamed as it is sent
         return None  # disconnect
+
+
+def _reshaped(response: Response, variant: str) -> Response:
+    """A JSON answer mutated by ``wrong_shape``; any other answer as it is."""
+    payload = response.body
+    if isinstance(payload, (bytes, str)):
+        if "json" not in response.content_type:
+            return response
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return response
+    return Response(response.status, wrong_shape(payload, variant), response.headers, response.content_type)

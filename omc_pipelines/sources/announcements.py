@@ -57,6 +57,7 @@ from omc_pipelines.sources.http import (
     SourcePayloadError,
     SourceRefused,
     SourceUnavailable,
+    safe_url,
 )
 from omc_pipelines.sources.payload import Payload, parse_utc
 
@@ -658,20 +659,20 @@ class HelpCenterBrowser:
             return None
         # The answer's own body, not the DOM: a challenge page may be reloading already.
         if status >= 400 and not is_bot_challenge(response.text()):
-            raise _PathFailed(f"HTTP {status} for {url}")
+            raise _PathFailed(f"HTTP {status} for {safe_url(url)}")
         try:
             page.wait_for_selector(selector, state="attached", timeout=self.timeout * 1000)
         except PlaywrightTimeout:
             content = page.content()
             why = "a bot challenge that did not let the browser through" if is_bot_challenge(content) else f"no {what}"
-            raise _PathFailed(f"{why} at {url} after {self.timeout:g} s") from None
+            raise _PathFailed(f"{why} at {safe_url(url)} after {self.timeout:g} s") from None
         page.wait_for_load_state("domcontentloaded")
         return page.content()
 
     def _read_list(self, page: Any, url: str) -> ArticleList:
         content = self._open(page, url, f"{LIST_SELECTOR}, a.see-all-articles", "article list")
         if content is None:
-            raise _PathFailed(f"HTTP 404 for {url}")
+            raise _PathFailed(f"HTTP 404 for {safe_url(url)}")
         return parse_article_list(content, page.url)
 
     def _read_article(self, page: Any, url: str) -> ArticlePage | None:

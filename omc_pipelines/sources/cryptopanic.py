@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from omc_pipelines.settings import CRYPTOPANIC_TOKEN
 from omc_pipelines.sources.coins import extract_coins
-from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, SourceRefused
-from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, html_to_text, squash
+from omc_pipelines.sources.http import HttpSource, SourcePayloadError, SourceRefused
+from omc_pipelines.sources.human import HumanItem, NotConfigured, html_to_text, squash
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "cryptopanic"
@@ -196,16 +196,17 @@ class CryptoPanicClient:
         try:
             return self.http.get_json(path, params)
         except SourceRefused as exc:
-            if exc.status in (401, 403):
-                raise detached(CryptoPanicRefused(
-                    SOURCE, exc.url,
-                    f"CryptoPanic refused the request (HTTP {exc.status}): the auth token is not valid, or the "
-                    f"plan does not allow this request (its limits on pages, filters or requests)",
-                    exc.status,
-                )) from None
-            raise detached(exc)
-        except SourceError as exc:
-            raise detached(exc)  # its chain holds the request, token and all
+            refused = exc
+        # Raised outside the except block: inside it, Python would chain the layer's error to
+        # this one as __context__ (and so, had it any, the httpx error holding the token).
+        if refused.status in (401, 403):
+            raise CryptoPanicRefused(
+                SOURCE, refused.url,
+                f"CryptoPanic refused the request (HTTP {refused.status}): the auth token is not valid, or the "
+                f"plan does not allow this request (its limits on pages, filters or requests)",
+                refused.status,
+            )
+        raise refused
 
     def _next_request(self, link: str) -> tuple[str, dict[str, Any]]:
         """Where a ``next`` link points, as path and parameters for the same ``HttpSource``.

@@ -66,20 +66,6 @@ class HumanItem:
         return f"{self.title.rstrip()}{joiner}{body}"
 
 
-def detached(exc: BaseException) -> BaseException:
-    """``exc`` with its chain cut, for re-raising where a secret travels.
-
-    The HTTP layer raises its errors ``from None``, which hides the underlying httpx
-    error from tracebacks but keeps it as ``__context__``, and that error's ``request``
-    holds the full URL and headers: the token in a query, the bearer or basic
-    credentials. Anything that walks the chain (an error reporter, a debugger) would
-    find them; a detached error has no chain to walk."""
-    exc.__context__ = None
-    exc.__cause__ = None
-    exc.__suppress_context__ = True
-    return exc
-
-
 # --- HTML to text -------------------------------------------------------------------------
 
 _BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 
 from omc_pipelines.sources.coins import extract_coins
-from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError
+from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, safe_url
 from omc_pipelines.sources.human import HumanItem, html_to_text, squash
 
 SOURCE_PREFIX = "news:"
@@ -182,11 +182,12 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
         # A defect with nothing readable (a truncated body, an HTML error page) is an error;
         # a sound feed with no entries is just empty.
         if not _raw(parsed, "version"):
-            raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not an RSS or Atom feed")
+            raise SourcePayloadError(source_name(feed), safe_url(url), f"feed {feed!r} is not an RSS or Atom feed")
         problem = _raw(parsed, "bozo_exception")
         if _raw(parsed, "bozo") and not isinstance(problem, _HARMLESS):
             raise SourcePayloadError(
-                source_name(feed), url, f"feed {feed!r} is not readable XML ({problem.__class__.__name__}: {problem})"
+                source_name(feed), safe_url(url),
+                f"feed {feed!r} is not readable XML ({problem.__class__.__name__}: {problem})",
             )
     return items
 

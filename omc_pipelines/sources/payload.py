@@ -11,7 +11,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from omc_pipelines.sources.http import SourcePayloadError
+from omc_pipelines.sources.http import SourcePayloadError, safe_url
 
 
 def parse_utc(value: str) -> datetime | None:
@@ -31,7 +31,7 @@ class Payload:
 
     def __init__(self, source: str, url: str):
         self.source = source
-        self.url = url
+        self.url = safe_url(url)  # parsers are handed whole URLs too (a link, a configured feed)
 
     def fail(self, what: str) -> SourcePayloadError:
         return SourcePayloadError(self.source, self.url, f"malformed payload: {what}")

@@ -50,14 +50,13 @@ from omc_pipelines.settings import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sources.coins import extract_coins
 from omc_pipelines.sources.http import (
     HttpSource,
-    SourceError,
     SourcePayloadError,
     SourceRefused,
     SourceThrottled,
     SourceUnavailable,
     shared_limiter,
 )
-from omc_pipelines.sources.human import HumanItem, NotConfigured, detached, squash
+from omc_pipelines.sources.human import HumanItem, NotConfigured, squash
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "reddit"
@@ -316,19 +315,17 @@ class RedditClient:
             try:
                 return self.http.decode_json(self.http.get(path, params, headers), path, params)
             except SourceRefused as exc:
-                if exc.status == 401 and attempt == 1:
-                    self.forget_token()  # expired or revoked: one new token, one more try
-                    continue
-                if exc.status == 401:
-                    raise detached(RedditRefused(SOURCE, exc.url, "Reddit refused a fresh token (HTTP 401)", 401)) \
-                        from None
-                if exc.status == 403:
-                    raise detached(RedditRefused(
-                        SOURCE, exc.url, f"{REFUSED} (HTTP 403; or the subreddit is private or quarantined)", 403
-                    )) from None
-                raise detached(exc)
-            except SourceError as exc:
-                raise detached(exc)  # its chain holds the request, bearer token and all
+                refused = exc
+            if refused.status == 401 and attempt == 1:
+                self.forget_token()  # expired or revoked: one new token, one more try
+                continue
+            # Raised outside the except block: inside it, Python would chain the layer's error to
+            # this one as __context__ (and so, had it any, the httpx error holding the bearer token).
+            if refused.status == 401:
+                raise RedditRefused(SOURCE, refused.url, "Reddit refused a fresh token (HTTP 401)", 401)
+            if refused.status == 403:
+                raise RedditRefused(SOURCE, refused.url, f"{REFUSED} (HTTP 403; or the subreddit is private or quarantined)", 403)
+            raise refused
         raise AssertionError("unreachable")
 
     def pages(self, subreddit: str, *, limit: int = MAX_LIMIT, after: str | None = None,
