@@ -19,7 +19,7 @@ def build_resources(config: settings.Settings) -> dict:
     # A value that may hold a secret (a password in the database URL, a token) reaches
     # Dagster as an EnvVar: the UI and run config show the variable's name only.
     def secret(field: str):
-        return EnvVar(settings.env_name(field)) if getattr(config, field) is not None else None
+        return EnvVar(settings.env_name(field)) if field in config.model_fields_set else None
 
     return {
         "ledger_db": LedgerDatabase(
@@ -61,7 +61,11 @@ def build_resources(config: settings.Settings) -> dict:
             timeout=config.http_timeout,
             retries=config.http_retries,
         ),
-        "news": NewsFeedsResource(feeds=config.news_feeds, timeout=config.http_timeout, retries=config.http_retries),
+        "news": NewsFeedsResource(
+            feeds=secret("news_feeds") or ",".join(f"{name}={url}" for name, url in config.news_feeds.items()),
+            timeout=config.http_timeout,
+            retries=config.http_retries,
+        ),
         "cryptopanic": CryptoPanicResource(
             base_url=config.cryptopanic_url,
             token=secret("cryptopanic_token"),

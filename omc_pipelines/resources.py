@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from dagster import ConfigurableResource
 
 from omc_pipelines.db import ready_engine
+from omc_pipelines.settings import parse_feeds
 from omc_pipelines.sources.announcements import CoinSpotAnnouncements
 from omc_pipelines.sources.coinspot import CoinSpotPublic
 from omc_pipelines.sources.cryptopanic import CryptoPanicClient
@@ -123,15 +124,16 @@ class DefiLlamaResource(ConfigurableResource):
 
 
 class NewsFeedsResource(ConfigurableResource):
-    """The news sites' RSS feeds (``OMC_NEWS_FEEDS``, name=url pairs)."""
+    """The news sites' RSS feeds: ``OMC_NEWS_FEEDS``'s name=url pairs, as the variable holds
+    them. Set in the environment, it reaches Dagster as an EnvVar: a feed URL may carry a key."""
 
-    feeds: dict[str, str] = {}
+    feeds: str
     timeout: float = 10.0
     retries: int = 2
     backoff: float = 0.5
 
     def client(self) -> NewsFeeds:
-        return NewsFeeds(self.feeds, timeout=self.timeout, retries=self.retries, backoff=self.backoff)
+        return NewsFeeds(parse_feeds(self.feeds), timeout=self.timeout, retries=self.retries, backoff=self.backoff)
 
 
 class CryptoPanicResource(ConfigurableResource):

@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     @field_validator("news_feeds", mode="before")
     @classmethod
     def _news_feeds(cls, value: Any) -> Any:
-        return _feeds(_items(value)) if isinstance(value, str) else value
+        return parse_feeds(value) if isinstance(value, str) else value
 
     @field_validator("candles_start")
     @classmethod
@@ -199,6 +199,11 @@ class Settings(BaseSettings):
 
 def default_database_url(home: Path) -> str:
     return f"sqlite:///{(home / 'omc.db').resolve()}"
+
+
+def parse_feeds(raw: str) -> dict[str, str]:
+    """``OMC_NEWS_FEEDS``'s ``name=url,...`` as {name: url} (the news resource reads it so)."""
+    return _feeds(_items(raw))
 
 
 def _items(raw: str) -> tuple[str, ...]:

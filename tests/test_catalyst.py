@@ -50,8 +50,8 @@ def instance():
 
 
 def tick(sensor, resources, instance, cursor=None):
-    context = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    return sensor.evaluate_tick(context)
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor.evaluate_tick(context)
 
 
 SEC_CHECKS = [c for c in checks.ALL if {k.asset_key for k in c.check_keys} == {catalyst.sec_filings.key}]

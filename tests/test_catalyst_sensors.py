@@ -35,7 +35,8 @@ def watched(database_url, sandbox):
 
 
 def tick(sensor, resources, instance, cursor=None):
-    return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        return sensor.evaluate_tick(context)
 
 
 def edit(cursor: str, **changes) -> str:

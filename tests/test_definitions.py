@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterRunStatus, instance_for_test, EnvVar, RunRequest, build_schedule_context
+from dagster import AssetKey, DagsterRunStatus, EnvVar, RunRequest, build_schedule_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
 from omc_pipelines import schedules, settings
@@ -87,11 +87,17 @@ def test_every_asset_is_in_a_known_group():
     assert groups <= {"exchange", "glass", "human", "catalyst", "trading"}
 
 
+def tick_of(schedule, instance, when: datetime):
+    # A schedule context opened on an instance holds it until closed: close it, or a later
+    # test finds Dagster's current state storage pointing at a dead instance.
+    with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+        return schedule.evaluate_tick(context)
+
+
 def test_the_minutely_schedule_names_its_run_and_observation_by_the_tick():
     tick = datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)
     with instance_for_test() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        request = schedules.exchange_every_minute.evaluate_tick(context).run_requests[0]
+        request = tick_of(schedules.exchange_every_minute, instance, tick).run_requests[0]
     assert isinstance(request, RunRequest)
     assert request.run_key == tick.isoformat()
     assert request.tags[exchange.OBSERVED_AT_TAG] == tick.isoformat()
@@ -103,20 +109,17 @@ def test_the_minutely_schedule_skips_while_its_last_run_has_not_finished():
     tick = datetime(2026, 11, 26, 10, 15, tzinfo=timezone.utc)
     with instance_for_test() as instance:
         running = create_run_for_test(instance, job_name="exchange_market_data", status=DagsterRunStatus.STARTED)
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        result = schedules.exchange_every_minute.evaluate_tick(context)
+        result = tick_of(schedules.exchange_every_minute, instance, tick)
         assert result.run_requests == [] and running.run_id in result.skip_message
         instance.report_run_failed(running)
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        assert len(schedules.exchange_every_minute.evaluate_tick(context).run_requests) == 1
+        assert len(tick_of(schedules.exchange_every_minute, instance, tick).run_requests) == 1
 
 
 def test_the_candles_schedule_asks_for_the_hour_just_ended():
     tick = datetime(2026, 11, 26, 10, 5, tzinfo=timezone.utc)
     schedule = defs.resolve_schedule_def(schedules.exchange_hourly_candles_schedule.name)
     with instance_for_test() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
-        requests = schedule.evaluate_tick(context).run_requests
+        requests = tick_of(schedule, instance, tick).run_requests
     assert [r.partition_key for r in requests] == ["2026-11-26-09:00"]
     assert schedule.cron_schedule == "5 * * * *"
 

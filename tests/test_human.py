@@ -9,6 +9,7 @@ from dagster import materialize
 from omc_pipelines import checks
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
 from omc_pipelines.ledgers import human
+from omc_pipelines.settings import parse_feeds
 from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.human import CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
@@ -19,10 +20,9 @@ ITEMS = [human.news_items, human.cryptopanic_posts, human.reddit_posts]
 
 def human_resources(database_url, sandbox, configured=True):
     env = sandbox.human.env(sandbox.url)
-    feeds = dict(pair.split("=", 1) for pair in env["OMC_NEWS_FEEDS"].split(","))
     return {
         "ledger_db": LedgerDatabase(url=database_url, auto_migrate=False),
-        "news": NewsFeedsResource(feeds=feeds, retries=1, backoff=0.01),
+        "news": NewsFeedsResource(feeds=env["OMC_NEWS_FEEDS"], retries=1, backoff=0.01),
         "cryptopanic": CryptoPanicResource(base_url=sandbox.url, token=CRYPTOPANIC_TOKEN if configured else None,
                                            retries=1, backoff=0.01),
         "reddit": RedditResource(base_url=sandbox.url, auth_url=sandbox.url,
@@ -91,7 +91,7 @@ def test_one_broken_feed_loses_nothing_of_the_others(database_url, engine, sandb
     assert result.success
     failed = result.asset_materializations_for_node("news_items")[0].metadata["failed_feeds"].value
     assert list(failed) == ["decrypt"]
-    assert {i.source for i in items(engine)} == {f"news:{n}" for n in resources["news"].feeds if n != "decrypt"}
+    assert {i.source for i in items(engine)} == {f"news:{n}" for n in parse_feeds(resources["news"].feeds) if n != "decrypt"}
 
 
 def test_daily_sentiment_aggregates_per_coin_weighted_by_engagement(database_url, engine):
