@@ -172,7 +172,7 @@ def test_new_articles_and_filings_become_one_run_and_one_row_each_across_a_daemo
         assert run["jobName"] == "catalyst_filings" and run["tags"]["omc/accession"] == accession
         assert run["tags"]["dagster/sensor_name"] == "sec_filing_sensor"
         filing = the_row(engine, "sec", accession, tmp_path)
-        assert (filing.event_type, filing.impact_score, filing.currencies) == ("filing", 9, ["BTC"])
+        assert (filing.event_type, filing.impact_score, filing.currencies) == ("bitcoin_purchase", 9, ["BTC"])
         assert filing.title.startswith("8-K Strategy") and "1,500 BTC" in filing.description
 
         before = all_runs_finished(url, tmp_path)

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import PriceSnapshot
-from omc_pipelines.definitions import defs
+from omc_pipelines import settings
+from omc_pipelines.definitions import build_defs
 from omc_pipelines.sandbox import stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
@@ -62,7 +63,7 @@ def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(da
     states = {s["name"]: s["scheduleState"]["status"]
               for repo in repositories["repositoriesOrError"]["nodes"] for s in repo["schedules"]}
     # Every schedule of the project is on from the start.
-    assert states == {schedule.name: "RUNNING" for schedule in defs.get_repository_def().schedule_defs}
+    assert states == {schedule.name: "RUNNING" for schedule in build_defs(settings.load({})).get_repository_def().schedule_defs}
 
     # The minutely schedule's next tick, run by the daemon through the queued coordinator.
     deadline = time.monotonic() + 150
