@@ -29,7 +29,7 @@ from omc_trading.risk import Book, decide
 from omc_trading.sql import utc_day
 from omc_trading.strategy import Signal
 from omc_trading.tables import orders, realized, signals
-from omc_trading.text import duration
+from omc_trading.text import coin_amount, duration
 
 PENDING = ("intent", "sent", "unknown")  # not settled: may still become a trade
 FAILED = ("rejected", "missed", "lost")  # settled without a trade
@@ -162,7 +162,7 @@ def _settle(engine: sa.Engine, mode: Mode, order_id: int, now: datetime, state: 
             beyond = book_fill(conn, mode, order_id, fill)
             if beyond:
                 conn.execute(sa.update(orders).where(orders.c.id == order_id).values(
-                    reason=f"sold {beyond} {fill.coin} more than the book's open lots held: no cost basis for it"))
+                    reason=f"sold {coin_amount(beyond)} {fill.coin} more than the book's open lots held: no cost basis for it"))
     return moved
 
 
@@ -176,8 +176,11 @@ def send_pending(engine: sa.Engine, broker: Broker, config: TradingConfig,
     results = []
     for order_id, coin, side in intents:
         quote = broker.quote(coin)  # before any lock: it may be a network call
-        request = _claim(engine, config, order_id, quote, clock())
+        ours, request = _claim(engine, config, order_id, quote, clock())
+        if not ours:
+            continue
         if request is None:
+            results.append(order_result(engine, order_id))
             continue
         try:
             fill = broker.place(request)
@@ -200,15 +203,14 @@ def send_pending(engine: sa.Engine, broker: Broker, config: TradingConfig,
 
 
 def _claim(engine: sa.Engine, config: TradingConfig, order_id: int, quote: Quote | None,
-           now: datetime) -> OrderRequest | None:
-    """Make the intent ours (``intent`` -> ``sent``) and return what to send; None when it is not
-    ours to send: claimed by another run, or settled here without sending (kill switch, no price,
-    a buy too old)."""
+           now: datetime) -> tuple[bool, OrderRequest | None]:
+    """Take the intent (False: another run took it first) and either claim it (``intent`` -> ``sent``)
+    and return what to send, or settle it here without sending (kill switch, no price, a buy too old)."""
     with engine.begin() as conn:
         lock_book(conn, now)
         order = _order(conn, order_id)
         if order["state"] != "intent":
-            return None
+            return False, None
         rate = None if quote is None else quote.ask if order["side"] == "buy" else quote.bid
         kill_switch = controls.read(conn, config)
         age = now - order["requested_at"]
@@ -225,8 +227,8 @@ def _claim(engine: sa.Engine, config: TradingConfig, order_id: int, quote: Quote
                   else {"state": "sent", "sent_at": now, "expected_rate": rate})
         conn.execute(sa.update(orders).where(orders.c.id == order_id, orders.c.state == "intent").values(**values))
     if refusal:
-        return None
-    return OrderRequest(
+        return True, None
+    return True, OrderRequest(
         idempotency_key=order["idempotency_key"], coin=order["coin"], side=order["side"],
         aud_amount=order["aud_total"] if order["side"] == "buy" else None,
         coin_amount=order["coin_amount"] if order["side"] == "sell" else None,

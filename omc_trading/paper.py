@@ -23,7 +23,7 @@ from omc_trading.config import TradingConfig
 from omc_trading.money import aud, coins
 from omc_trading.sql import insert_missing
 from omc_trading.tables import paper_fills, paper_wallet
-from omc_trading.text import duration
+from omc_trading.text import coin_amount, duration
 
 
 def _utc_now() -> datetime:
@@ -115,9 +115,9 @@ class PaperBroker:
             return Fill(coin, side, amount, rate, spend, fee, now, broker_ref=order.idempotency_key)
         amount = coins(order.coin_amount)
         if amount <= 0:
-            raise OrderRejected(f"paper sell {coin}: {order.coin_amount} {coin} is nothing to sell")
+            raise OrderRejected(f"paper sell {coin}: {coin_amount(order.coin_amount)} {coin} is nothing to sell")
         if amount > coins_held:
-            raise OrderRejected(f"paper sell {coin}: {amount} {coin} asked, the wallet holds {coins_held} {coin}")
+            raise OrderRejected(f"paper sell {coin}: {coin_amount(amount)} {coin} asked, the wallet holds {coin_amount(coins_held)} {coin}")
         gross = amount * rate
         fee = aud(gross * self.config.fee_rate)
         return Fill(coin, side, amount, rate, aud(gross - fee), fee, now, broker_ref=order.idempotency_key)

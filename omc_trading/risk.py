@@ -17,7 +17,7 @@ from omc_trading.controls import KillSwitch
 from omc_trading.money import aud
 from omc_trading.positions import Holding
 from omc_trading.strategy import Signal
-from omc_trading.text import duration
+from omc_trading.text import coin_amount, duration
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def _sell(signal: Signal, book: Book) -> Decision:
     if free <= 0:
         if held == 0:
             return Decision("refused", f"no open {coin} position: nothing to sell")
-        return Decision("refused", f"all {held} {coin} held is already being sold")
+        return Decision("refused", f"all {coin_amount(held)} {coin} held is already being sold")
     amount = min(signal.coin_amount, free)
-    return Decision("accepted", f"within limits: selling {amount} {coin} of {held} held ({selling} already being sold)",
+    return Decision("accepted", f"within limits: selling {coin_amount(amount)} {coin} of {coin_amount(held)} held ({coin_amount(selling)} already being sold)",
                     coin_amount=amount)
 
 

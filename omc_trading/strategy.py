@@ -17,7 +17,7 @@ from omc_trading.broker import Mode, Quote
 from omc_trading.config import TradingConfig
 from omc_trading.money import aud
 from omc_trading.positions import Holding, market_value
-from omc_trading.text import duration
+from omc_trading.text import coin_amount, duration
 
 BITCOIN_PURCHASE = "bitcoin_purchase"
 
@@ -116,7 +116,7 @@ def event_signals(
                 result.append(informational("sell", coin, f"{coin} to be delisted ({title}); no open {coin} position: nothing to sell"))
             else:
                 result.append(signal("sell", coin, f"{coin} to be delisted ({title}): sell the whole position, "
-                                     f"{holding.coin_amount} {coin}", coin_amount=holding.coin_amount))
+                                     f"{coin_amount(holding.coin_amount)} {coin}", coin_amount=holding.coin_amount))
         return result
     return [informational("none", None, f"{event.event_type} event {title}: no trading rule for it")]
 
@@ -134,7 +134,7 @@ def exit_signals(
         why = None
         if value is not None:
             change = (value - holding.cost_aud) / holding.cost_aud * 100
-            figures = (f"{holding.coin_amount} {coin} at bid {quote.bid} is worth {value} AUD, "
+            figures = (f"{coin_amount(holding.coin_amount)} {coin} at bid {quote.bid} is worth {value} AUD, "
                        f"{change:+.2f} % on its cost of {aud(holding.cost_aud)} AUD")
             if change >= config.take_profit_pct:
                 why = f"take profit: {figures} (take_profit_pct {config.take_profit_pct})"

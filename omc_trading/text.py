@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
+
+from omc_trading.money import coins
 
 
 def duration(span: timedelta) -> str:
@@ -16,3 +19,8 @@ def duration(span: timedelta) -> str:
             parts.append(f"{seconds // size} {unit}")
             seconds %= size
     return " ".join(parts[:2])
+
+
+def coin_amount(value: Decimal) -> str:
+    """A coin amount to its 8 places, written out the same from either database ("0.00000000", not "0E-8")."""
+    return format(coins(value), "f")
