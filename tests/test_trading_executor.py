@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from omc_trading import controls
+from omc_trading.broker import OrderOutcomeUnknown
 from omc_trading.config import TradingConfig
+from omc_trading.tables import paper_fills
 from trading_fakes import (
     T0, Clock, CountingBroker, Quotes, TimesOutAfterFilling, listing, paper_trader, rows, run,
 )
@@ -186,21 +189,31 @@ def test_an_order_the_broker_never_got_is_lost_after_the_attempts_and_the_age_ne
     assert sum(broker.placed.values()) == 0 and rows(engine, "trading_lots") == []
 
 
+class LiveLike(CountingBroker):
+    """A broker like CoinSpot: no client order id, so its completed orders carry its own ids,
+    never our keys, and match on coin, side, amount and time. Orders after the first time out."""
+
+    def place(self, order):
+        fill = replace(super().place(order), broker_ref=None)  # an instant order's answer has no id
+        if sum(self.placed.values()) > 1:
+            raise OrderOutcomeUnknown(f"{order.side} {order.coin}: read timeout")
+        return fill
+
+    def completed_orders(self, since):
+        return [replace(f, broker_ref=f"coinspot-{i}") for i, f in enumerate(super().completed_orders(since))]
+
+
 def test_reconciliation_gives_a_broker_fill_to_one_order_only(engine, clock, quotes):
-    """Two identical buys time out; the broker filled only one of them: one is filled, one is not."""
-    trader, broker = paper_trader(engine, clock, quotes, TradingConfig(cooldown=timedelta(0)))
-    trader.record_signals([listing("1", "SOL"), listing("2", "SOL")], {})
-    rejecting = TimesOutAfterFilling(broker.inner)
-    trader.broker = rejecting
-    trader.send_pending()
-    # The broker kept only the first fill (the second was "lost at the exchange").
-    with engine.begin() as conn:
-        from omc_trading.tables import paper_fills
-        conn.execute(paper_fills.delete().where(paper_fills.c.idempotency_key.like("%|2|%")))
+    """Three identical buys: the first fills, two time out, and the exchange has a fill for only
+    one of those. The fills cannot say whose they are: each goes to one order at most."""
+    trader, broker = paper_trader(engine, clock, quotes, TradingConfig(cooldown=timedelta(0)), broker_class=LiveLike)
+    trader.record_signals([listing("1", "SOL"), listing("2", "SOL"), listing("3", "SOL")], {})
+    assert [o.state for o in trader.send_pending()] == ["filled", "unknown", "unknown"]
+    with engine.begin() as conn:  # the exchange never filled the third
+        conn.execute(paper_fills.delete().where(paper_fills.c.idempotency_key.like("%|3|%")))
     clock.advance(minutes=1)
-    settled = trader.reconcile()
-    assert [o.state for o in settled] == ["filled", "unknown"]
-    assert len(rows(engine, "trading_lots")) == 1
+    assert [o.state for o in trader.reconcile()] == ["filled", "unknown"]
+    assert len(rows(engine, "trading_lots")) == 2 and sum(broker.placed.values()) == 3
 
 
 def test_two_runs_at_once_place_each_order_once(engine, clock, quotes):
@@ -214,9 +227,9 @@ def test_two_runs_at_once_place_each_order_once(engine, clock, quotes):
 
     def trade(trader):
         try:
-            start.wait()
+            start.wait(timeout=20)
             trader.record_signals(events, {})
-            start.wait()
+            start.wait(timeout=20)
             trader.send_pending()
         except Exception as exc:  # surfaced below: a thread's exception would otherwise vanish
             errors.append(exc)
