@@ -104,23 +104,24 @@ def record(engine: sa.Engine, config: TradingConfig, mode: Mode, now: datetime, 
                 results.append(_recorded(signal, "already recorded", "this signal was recorded before: nothing new"))
                 continue
             decision = decide(signal, book, config)
+            # What the order asks for: the gate may trim a sell to what is not already being sold.
+            aud_amount = signal.aud_amount if decision.aud_amount is None else decision.aud_amount
+            coin_amount = signal.coin_amount if decision.coin_amount is None else decision.coin_amount
             signal_id = conn.execute(sa.insert(signals).values(
                 signal_key=signal.key, mode=mode, strategy=signal.strategy, event_source=signal.event_source,
                 event_external_id=signal.event_external_id, action=signal.action, coin=signal.coin,
-                aud_amount=decision.aud_amount or signal.aud_amount, coin_amount=decision.coin_amount or signal.coin_amount,
-                reason=signal.reason, decision=decision.decision, decision_reason=decision.reason, created_at=now,
+                aud_amount=aud_amount, coin_amount=coin_amount, reason=signal.reason, decision=decision.decision,
+                decision_reason=decision.reason, created_at=now,
             )).inserted_primary_key[0]
             order_id = None
             if decision.decision == "accepted":
                 order_id = conn.execute(sa.insert(orders).values(
                     idempotency_key=signal.key, signal_id=signal_id, mode=mode, coin=signal.coin, side=signal.action,
-                    state="intent", aud_total=decision.aud_amount, coin_amount=decision.coin_amount,
+                    state="intent", aud_total=aud_amount, coin_amount=coin_amount,
                     event_source=signal.event_source, event_external_id=signal.event_external_id, requested_at=now,
                 )).inserted_primary_key[0]
                 book = read_book(conn, mode, config, now, prices, aud_balance)  # the next signal sees this order
-            results.append(_recorded(signal, decision.decision, decision.reason,
-                                     decision.aud_amount or signal.aud_amount,
-                                     decision.coin_amount or signal.coin_amount, order_id))
+            results.append(_recorded(signal, decision.decision, decision.reason, aud_amount, coin_amount, order_id))
     return results
 
 

@@ -11,11 +11,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from omc_trading import controls
-from omc_trading.broker import OrderOutcomeUnknown
+from omc_trading.broker import Fill, OrderOutcomeUnknown
 from omc_trading.config import TradingConfig
-from omc_trading.tables import paper_fills
+from omc_trading.positions import book_fill
+from omc_trading.tables import orders, paper_fills
 from trading_fakes import (
     T0, Clock, CountingBroker, Quotes, TimesOutAfterFilling, listing, paper_trader, rows, run,
 )
@@ -168,15 +170,19 @@ def test_a_process_that_dies_while_sending_leaves_an_order_that_reconciliation_s
     assert len(rows(engine, "trading_lots")) == 1 and sum(broker.placed.values()) == 0
 
 
+class DiesBeforePlacing(CountingBroker):
+    def place(self, order):
+        raise SystemExit("killed")  # the process ends after the claim, before the broker hears of it
+
+
 def test_an_order_the_broker_never_got_is_lost_after_the_attempts_and_the_age_never_resent(engine, clock, quotes):
     config = TradingConfig(reconcile_max_attempts=3, reconcile_max_age=timedelta(hours=1))
+    dying, _ = paper_trader(engine, clock, quotes, config, broker_class=DiesBeforePlacing)
+    dying.record_signals([listing("1", "SOL")], {})
+    with pytest.raises(SystemExit):
+        dying.send_pending()
     trader, broker = paper_trader(engine, clock, quotes, config)
-    trader.record_signals([listing("1", "SOL")], {})
-    # Claimed, then the process died before the broker was called.
-    from omc_trading.executor import _claim
-    ours, request = _claim(engine, config, rows(engine, "trading_orders")[0]["id"], quotes.quote("sol"), clock())
-    assert ours and request is not None
-    for _ in range(4):  # three attempts, but younger than the age limit: still unknown
+    for _ in range(4):  # four attempts, but younger than the age limit: still unknown
         clock.advance(minutes=6)
         run(trader)
     [order] = rows(engine, "trading_orders")
@@ -187,6 +193,23 @@ def test_an_order_the_broker_never_got_is_lost_after_the_attempts_and_the_age_ne
         "not among the broker's completed orders after 5 attempts over 1 h 4 min: nothing was bought")
     run(trader)
     assert sum(broker.placed.values()) == 0 and rows(engine, "trading_lots") == []
+
+
+class Broken(CountingBroker):
+    def place(self, order):
+        super().place(order)
+        raise RuntimeError("HTTP 500 for https://x/api?key=SECRET-KEY")
+
+
+def test_a_broker_failing_unexpectedly_leaves_the_order_unknown_without_its_text_and_stops_the_run(engine, clock, quotes):
+    trader, broker = paper_trader(engine, clock, quotes, broker_class=Broken)
+    trader.record_signals([listing("1", "SOL", "ETH")], {})
+    with pytest.raises(RuntimeError):
+        trader.send_pending()
+    [first, second] = rows(engine, "trading_orders")
+    assert first["state"] == "unknown" and "SECRET" not in first["reason"]
+    assert first["reason"].startswith("the broker raised RuntimeError: outcome unknown, never resent")
+    assert second["state"] == "intent" and sum(broker.placed.values()) == 1  # nothing more is sent
 
 
 class LiveLike(CountingBroker):
@@ -258,6 +281,15 @@ def test_old_events_place_no_order(engine, clock, quotes):
     assert rows(engine, "trading_orders") == [] and sum(broker.placed.values()) == 0
 
 
+def test_the_cooldown_is_read_from_the_recorded_orders(engine, clock, quotes):
+    trader, _ = paper_trader(engine, clock, quotes, TradingConfig(cooldown=timedelta(hours=1)))
+    run(trader, [listing("1", "SOL")])
+    clock.advance(minutes=5)
+    quotes.set("sol", bid="99.00", ask="100.00")
+    [signal] = run(trader, [listing("2", "SOL")])["signals"].signals
+    assert signal.decision_reason == "cooldown: the last sol buy was 5 min ago, cooldown 1 h"
+
+
 def test_paper_and_live_books_never_mix(engine, clock, quotes):
     paper, _ = paper_trader(engine, clock, quotes)
     run(paper, [listing("1", "SOL")])
@@ -300,11 +332,6 @@ def test_fifo_lots_and_realized_pnl_with_both_fees_to_the_cent(engine, clock, qu
 
 
 def test_partial_sells_split_a_lots_cost_and_the_last_piece_takes_the_remainder(engine):
-    from omc_trading.broker import Fill
-    from omc_trading.positions import book_fill
-    from omc_trading.tables import orders
-    import sqlalchemy as sa
-
     def fill(side, amount, total, minutes):
         return Fill("sol", side, Decimal(amount), Decimal(1), Decimal(total), Decimal(0), T0 + timedelta(minutes=minutes))
 
