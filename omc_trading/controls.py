@@ -9,10 +9,11 @@ place an order is taken under that lock, so two runs never decide on the same bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from omc_trading.clock import utc_now
 from omc_trading.config import TradingConfig
 from omc_trading.sql import insert_missing
 from omc_trading.tables import controls
@@ -37,10 +38,6 @@ class KillSwitch:
         return f"kill switch on: halted by {self.changed_by} at {self.changed_at:%Y-%m-%d %H:%M:%S} UTC: {self.reason}"
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _ensure_row(conn: sa.Connection, now: datetime) -> None:
     insert_missing(conn, controls, {"name": KILL_SWITCH, "value": RUNNING, "changed_at": now}, "name")
 
@@ -63,7 +60,7 @@ def read(conn: sa.Connection, config: TradingConfig) -> KillSwitch:
 def _set(engine: sa.Engine, value: str, reason: str | None, by: str, now: datetime | None) -> None:
     if not by or not by.strip():
         raise ValueError("say who is switching: `by` is empty")
-    now = now or _now()
+    now = now or utc_now()
     with engine.begin() as conn:
         lock_book(conn, now)
         conn.execute(

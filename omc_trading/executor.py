@@ -26,7 +26,7 @@ from omc_trading.config import TradingConfig
 from omc_trading.controls import lock_book
 from omc_trading.positions import book_fill, holdings, unrealized
 from omc_trading.risk import Book, decide
-from omc_trading.sql import utc_day
+from omc_trading.clock import utc_day
 from omc_trading.strategy import Signal
 from omc_trading.tables import orders, realized, signals
 from omc_trading.text import coin_amount, duration
@@ -125,7 +125,8 @@ def record(engine: sa.Engine, config: TradingConfig, mode: Mode, now: datetime, 
     return results
 
 
-def _recorded(signal: Signal, decision: str, reason: str, aud_amount=None, coin_amount=None, order_id=None) -> RecordedSignal:
+def _recorded(signal: Signal, decision: str, reason: str,
+              aud_amount=None, coin_amount=None, order_id=None) -> RecordedSignal:
     return RecordedSignal(key=signal.key, strategy=signal.strategy, action=signal.action, coin=signal.coin,
                           reason=signal.reason, decision=decision, decision_reason=reason,
                           aud_amount=aud_amount, coin_amount=coin_amount, order_id=order_id)
@@ -162,8 +163,8 @@ def _settle(engine: sa.Engine, mode: Mode, order_id: int, now: datetime, state: 
         if moved and fill is not None:
             beyond = book_fill(conn, mode, order_id, fill)
             if beyond:
-                conn.execute(sa.update(orders).where(orders.c.id == order_id).values(
-                    reason=f"sold {coin_amount(beyond)} {fill.coin} more than the book's open lots held: no cost basis for it"))
+                conn.execute(sa.update(orders).where(orders.c.id == order_id).values(reason=(
+                    f"sold {coin_amount(beyond)} {fill.coin} more than the book's open lots held: no cost basis for it")))
     return moved
 
 

@@ -13,21 +13,18 @@ idempotency key: placing a key again returns the first fill and moves nothing, a
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from omc_trading.broker import Fill, MissedFill, OrderRejected, OrderRequest, Quote, QuoteSource
+from omc_trading.clock import utc_now
 from omc_trading.config import TradingConfig
 from omc_trading.money import aud, coins
 from omc_trading.sql import insert_missing
 from omc_trading.tables import paper_fills, paper_wallet
 from omc_trading.text import coin_amount, duration
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _fill(row) -> Fill:
@@ -40,7 +37,7 @@ class PaperBroker:
     mode = "paper"
 
     def __init__(self, engine: sa.Engine, quotes: QuoteSource, config: TradingConfig,
-                 clock: Callable[[], datetime] = _utc_now):
+                 clock: Callable[[], datetime] = utc_now):
         self.engine, self.quotes, self.config, self.clock = engine, quotes, config, clock
 
     def __repr__(self) -> str:
@@ -67,18 +64,20 @@ class PaperBroker:
         with self.engine.begin() as conn:
             # The AUD row is the wallet's lock: taken first by every placement (on SQLite the
             # insert takes the database's write lock; on PostgreSQL the row is locked FOR UPDATE).
-            insert_missing(conn, paper_wallet, {"asset": "AUD", "balance": self.config.paper_start_aud, "updated_at": now}, "asset")
-            insert_missing(conn, paper_wallet, {"asset": asset, "balance": Decimal(0), "updated_at": now}, "asset")
+            for name, start in (("AUD", self.config.paper_start_aud), (asset, Decimal(0))):
+                insert_missing(conn, paper_wallet, {"asset": name, "balance": start, "updated_at": now}, "asset")
             wallet = dict(conn.execute(sa.select(paper_wallet.c.asset, paper_wallet.c.balance)
                                        .where(paper_wallet.c.asset.in_(["AUD", asset])).with_for_update()).all())
-            first = conn.execute(sa.select(paper_fills).where(paper_fills.c.idempotency_key == order.idempotency_key)).mappings().first()
+            first = conn.execute(sa.select(paper_fills).where(
+                paper_fills.c.idempotency_key == order.idempotency_key)).mappings().first()
             if first is not None:
                 return _fill(first)
             fill = self._price(order, quote, now, wallet["AUD"], wallet[asset])
             spent_aud = fill.aud_total if fill.side == "buy" else -fill.aud_total
             got_coins = fill.coin_amount if fill.side == "buy" else -fill.coin_amount
             for name, balance in (("AUD", wallet["AUD"] - spent_aud), (asset, wallet[asset] + got_coins)):
-                conn.execute(sa.update(paper_wallet).where(paper_wallet.c.asset == name).values(balance=balance, updated_at=now))
+                conn.execute(sa.update(paper_wallet).where(paper_wallet.c.asset == name)
+                             .values(balance=balance, updated_at=now))
             conn.execute(sa.insert(paper_fills).values(
                 idempotency_key=order.idempotency_key, coin=fill.coin, side=fill.side, coin_amount=fill.coin_amount,
                 rate=fill.rate, aud_total=fill.aud_total, fee_aud=fill.fee_aud, quote_source=quote.source[:128],
@@ -86,9 +85,11 @@ class PaperBroker:
             ))
         return fill
 
-    def _price(self, order: OrderRequest, quote: Quote | None, now: datetime, aud_held: Decimal, coins_held: Decimal) -> Fill:
+    def _price(self, order: OrderRequest, quote: Quote | None, now: datetime,
+               aud_held: Decimal, coins_held: Decimal) -> Fill:
         """The fill the quote gives, or the reason there is none (nothing written yet)."""
         coin, side = order.coin, order.side
+        pays = "ask" if side == "buy" else "bid"
         if quote is None:
             raise MissedFill(f"paper {side} {coin}: no quote for {coin}")
         age = now - quote.at
@@ -97,12 +98,12 @@ class PaperBroker:
                              f"older than max_quote_age {duration(self.config.max_quote_age)}")
         rate = quote.ask if side == "buy" else quote.bid
         if rate is None or rate <= 0:
-            raise MissedFill(f"paper {side} {coin}: the quote from {quote.source} has no {'ask' if side == 'buy' else 'bid'}")
+            raise MissedFill(f"paper {side} {coin}: the quote from {quote.source} has no {pays}")
         if order.expected_rate is not None:
             move = (rate - order.expected_rate) / order.expected_rate * 100
             if (move if side == "buy" else -move) > order.max_slippage_pct:
-                raise OrderRejected(f"paper {side} {coin}: slippage guard: {'ask' if side == 'buy' else 'bid'} {rate} "
-                                    f"is {abs(move):.2f} % {'above' if move > 0 else 'below'} the expected {order.expected_rate}, "
+                raise OrderRejected(f"paper {side} {coin}: slippage guard: {pays} {rate} is {abs(move):.2f} % "
+                                    f"{'above' if move > 0 else 'below'} the expected {order.expected_rate}, "
                                     f"more than the {order.max_slippage_pct} % allowed")
         if side == "buy":
             spend = aud(order.aud_amount)
@@ -117,7 +118,8 @@ class PaperBroker:
         if amount <= 0:
             raise OrderRejected(f"paper sell {coin}: {coin_amount(order.coin_amount)} {coin} is nothing to sell")
         if amount > coins_held:
-            raise OrderRejected(f"paper sell {coin}: {coin_amount(amount)} {coin} asked, the wallet holds {coin_amount(coins_held)} {coin}")
+            raise OrderRejected(f"paper sell {coin}: {coin_amount(amount)} {coin} asked, "
+                                f"the wallet holds {coin_amount(coins_held)} {coin}")
         gross = amount * rate
         fee = aud(gross * self.config.fee_rate)
         return Fill(coin, side, amount, rate, aud(gross - fee), fee, now, broker_ref=order.idempotency_key)

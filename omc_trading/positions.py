@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from omc_trading.broker import Fill, Mode, Quote
 from omc_trading.money import COIN_PLACES, aud
-from omc_trading.sql import utc_day
+from omc_trading.clock import utc_day
 from omc_trading.tables import lots, orders, pnl_daily, positions, realized
 
 
@@ -75,7 +75,8 @@ def open_lots(conn: sa.Connection, mode: Mode, coin: str | None = None) -> list[
     matched: dict[int, Decimal] = defaultdict(Decimal)
     if rows:
         ids = [r["id"] for r in rows]
-        for lot_id, cost in conn.execute(sa.select(realized.c.lot_id, realized.c.cost_aud).where(realized.c.lot_id.in_(ids))):
+        pieces = sa.select(realized.c.lot_id, realized.c.cost_aud).where(realized.c.lot_id.in_(ids))
+        for lot_id, cost in conn.execute(pieces):
             matched[lot_id] += cost
     return [Lot(r["id"], r["coin"], r["remaining"], r["cost_aud"] - matched[r["id"]], r["opened_at"]) for r in rows]
 

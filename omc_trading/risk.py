@@ -76,8 +76,8 @@ def _sell(signal: Signal, book: Book) -> Decision:
             return Decision("refused", f"no open {coin} position: nothing to sell")
         return Decision("refused", f"all {coin_amount(held)} {coin} held is already being sold")
     amount = min(signal.coin_amount, free)
-    return Decision("accepted", f"within limits: selling {coin_amount(amount)} {coin} of {coin_amount(held)} held ({coin_amount(selling)} already being sold)",
-                    coin_amount=amount)
+    return Decision("accepted", f"within limits: selling {coin_amount(amount)} {coin} of {coin_amount(held)} held "
+                                f"({coin_amount(selling)} already being sold)", coin_amount=amount)
 
 
 def _buy(signal: Signal, book: Book, config: TradingConfig) -> Decision:

@@ -1,9 +1,8 @@
-"""Small SQL helpers the trading core shares, the same on SQLite and PostgreSQL."""
+"""A SQL statement the trading core needs the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,9 +15,3 @@ def insert_missing(conn: sa.Connection, table: sa.Table, row: Mapping[str, objec
     """
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(table).values(**row).on_conflict_do_nothing(index_elements=[key]))
-
-
-def utc_day(day: date) -> tuple[datetime, datetime]:
-    """The first instant of ``day`` in UTC and of the day after."""
-    start = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)

@@ -113,7 +113,8 @@ def event_signals(
         for coin in coins:
             holding = held.get(coin)
             if holding is None:
-                result.append(informational("sell", coin, f"{coin} to be delisted ({title}); no open {coin} position: nothing to sell"))
+                result.append(informational(
+                    "sell", coin, f"{coin} to be delisted ({title}); no open {coin} position: nothing to sell"))
             else:
                 result.append(signal("sell", coin, f"{coin} to be delisted ({title}): sell the whole position, "
                                      f"{coin_amount(holding.coin_amount)} {coin}", coin_amount=holding.coin_amount))

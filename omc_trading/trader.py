@@ -16,21 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from omc_trading import controls, executor, positions
 from omc_trading.broker import Broker, Mode, Quote
+from omc_trading.clock import utc_now
 from omc_trading.config import TradingConfig
 from omc_trading.controls import KillSwitch, lock_book
 from omc_trading.executor import OrderResult, RecordedSignal
 from omc_trading.strategy import Catalyst, event_signals, exit_signals
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class SignalReport:
 
 class Trader:
     def __init__(self, engine: sa.Engine, broker: Broker, config: TradingConfig,
-                 clock: Callable[[], datetime] = _utc_now):
+                 clock: Callable[[], datetime] = utc_now):
         self.engine, self.broker, self.config, self.clock = engine, broker, config, clock
 
     @property

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from omc_trading.config import TradingConfig
 from omc_trading.money import aud
-from omc_trading.sql import utc_day
+from omc_trading.clock import utc_day
 from trading_fakes import Clock, Quotes, listing, paper_trader, rows, run, wipe
 
 pytestmark = pytest.mark.integration
