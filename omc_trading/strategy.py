@@ -73,6 +73,13 @@ def event_signals(
 ) -> list[Signal]:
     """The signals of one event: buys for a listing or a bitcoin purchase, sells for a delisting,
     one informational signal for anything else."""
+    age = now - event.published_at
+    too_old = None
+    if age > config.max_event_age:
+        too_old = (
+            f"event too old to trade: published {duration(age)} ago ({event.published_at:%Y-%m-%d %H:%M:%S} UTC), "
+            f"detected {duration(now - event.detected_at)} ago; max_event_age is {duration(config.max_event_age)}"
+        )
 
     def signal(action: str, coin: str | None, reason: str, **amounts) -> Signal:
         return Signal(
@@ -87,13 +94,6 @@ def event_signals(
             coin=coin, reason=reason, event_source=event.source, event_external_id=event.external_id,
         )
 
-    age = now - event.published_at
-    too_old = None
-    if age > config.max_event_age:
-        too_old = (
-            f"event too old to trade: published {duration(age)} ago ({event.published_at:%Y-%m-%d %H:%M:%S} UTC), "
-            f"detected {duration(now - event.detected_at)} ago; max_event_age is {duration(config.max_event_age)}"
-        )
     coins = _coins(event.currencies)
     title = f'"{event.title}"'
     if event.event_type == "listing":
@@ -133,7 +133,7 @@ def exit_signals(
         fresh = quote is not None and now - quote.at <= config.max_quote_age
         value = market_value(holding, quote) if fresh else None
         why = None
-        if value is not None:
+        if value is not None and holding.cost_aud > 0:
             change = (value - holding.cost_aud) / holding.cost_aud * 100
             figures = (f"{coin_amount(holding.coin_amount)} {coin} at bid {quote.bid} is worth {value} AUD, "
                        f"{change:+.2f} % on its cost of {aud(holding.cost_aud)} AUD")
