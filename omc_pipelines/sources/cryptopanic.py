@@ -23,6 +23,7 @@ Reading a post:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,8 +65,8 @@ class _Payload(Payload):
         return self.text_or_empty(obj.get(name), f"{where}.{name}")
 
     def count(self, value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise self.fail(f"{where} is {value!r}, not a count")
+        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and math.isfinite(value)):
+            raise self.fail(f"{where} is {value!r}, not a count")  # NaN and infinity too: int() would raise
         return int(value)
 
 
