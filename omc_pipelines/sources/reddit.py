@@ -36,6 +36,7 @@ Reading a post (``data.children[].data`` of a ``t3`` child):
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -103,10 +104,17 @@ class _Payload(Payload):
     """Reddit's readers on top of the shared ones."""
 
     def json_number(self, value: Any, where: str) -> float:
-        """Stricter than the shared ``number``: Reddit sends real JSON numbers, never strings."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        """Stricter than the shared ``number``: Reddit sends real JSON numbers, never strings,
+        and finite ones (a score of infinity would break ``int()``)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(f"{where} is {value!r}, not a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past float's range
+            raise self.fail(f"{where} is too large") from None
+        if not math.isfinite(number):
+            raise self.fail(f"{where} is {value!r}, not a number")
+        return number
 
 
 def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> HumanItem:
