@@ -21,6 +21,7 @@ EDGAR's manners, which the client keeps:
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import threading
 import time
@@ -518,8 +519,11 @@ def _number(text: str) -> Decimal:
     return Decimal(text.replace(",", ""))
 
 
-def _usd(amount: str, unit: str | None) -> float:
-    return float(_number(amount) * _SCALE[(unit or "").lower()])
+def _amount(text: str, unit: str | None = None) -> float | None:
+    """A number as filed ("1,234.5", scaled by "million" and the like), or None past float's
+    range: no filing means a figure of 400 digits, and an infinite one would poison the ledger."""
+    value = float(_number(text) * _SCALE[(unit or "").lower()])
+    return value if math.isfinite(value) else None
 
 
 def _us_date(text: str) -> date | None:
@@ -542,13 +546,16 @@ def _prose_purchase(text: str) -> BitcoinPurchase | None:
         money = _FOR_MONEY.search(sentence)
         if not money:
             continue
+        btc, usd = _amount(match["btc"]), _amount(money["usd"], money["usd_unit"])
+        if btc is None or usd is None:
+            continue
         average = _PER_BITCOIN.search(sentence, money.end())
         holdings = _holdings(text[match.end():])
         period = _PERIOD.search(text[max(0, match.start() - 300): match.start()])
         return BitcoinPurchase(
-            btc_amount=float(_number(match["btc"])),
-            aggregate_usd=_usd(money["usd"], money["usd_unit"]),
-            average_price_usd=float(_number(average["avg"])) if average else None,
+            btc_amount=btc,
+            aggregate_usd=usd,
+            average_price_usd=_amount(average["avg"]) if average else None,
             period_start=_us_date(period["start"]) if period else None,
             period_end=_us_date(period["end"]) if period else None,
             **holdings,
@@ -562,9 +569,9 @@ def _holdings(text: str) -> dict[str, float | None]:
     if match:
         sentence = _sentence_from(text, match.end())
         cost, average = _AGGREGATE_PRICE.search(sentence), _PER_BITCOIN.search(sentence)
-        found["holdings_btc"] = float(_number(match["btc"]))
-        found["holdings_cost_usd"] = _usd(cost["usd"], cost["usd_unit"]) if cost else None
-        found["holdings_average_usd"] = float(_number(average["avg"])) if average else None
+        found["holdings_btc"] = _amount(match["btc"])
+        found["holdings_cost_usd"] = _amount(cost["usd"], cost["usd_unit"]) if cost else None
+        found["holdings_average_usd"] = _amount(average["avg"]) if average else None
     return found
 
 
@@ -595,16 +602,14 @@ def _table_purchase(tables: Sequence[Sequence[Sequence[str]]], text: str) -> Bit
                         unit = in_unit[1][:-1].lower()  # "(in millions)" -> "million"
                     if "holdings" in h:
                         holdings_side = True
-                        purchase["holdings_btc"] = float(_number(value["n"]))
+                        purchase["holdings_btc"] = _amount(value["n"])
                     elif "acquired" in h:
-                        purchase["btc_amount"] = float(_number(value["n"]))
+                        purchase["btc_amount"] = _amount(value["n"])
                     elif "aggregate purchase price" in h:
-                        purchase["holdings_cost_usd" if holdings_side else "aggregate_usd"] = _usd(value["n"], unit)
+                        purchase["holdings_cost_usd" if holdings_side else "aggregate_usd"] = _amount(value["n"], unit)
                     elif "average purchase price" in h:
-                        purchase["holdings_average_usd" if holdings_side else "average_price_usd"] = float(
-                            _number(value["n"])
-                        )
-                if "btc_amount" not in purchase or "aggregate_usd" not in purchase:
+                        purchase["holdings_average_usd" if holdings_side else "average_price_usd"] = _amount(value["n"])
+                if purchase.get("btc_amount") is None or purchase.get("aggregate_usd") is None:
                     continue
                 period = _PERIOD.search(text)
                 return BitcoinPurchase(
