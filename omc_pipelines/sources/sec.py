@@ -712,9 +712,12 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
         if text is None:
             return None
         try:
-            return float(_number(text))
+            value = float(_number(text))
         except InvalidOperation:
             raise p.fail(f"{where} is {text!r}, not a number") from None
+        if not math.isfinite(value):  # Decimal reads "NaN", "Infinity" and "1e999999"
+            raise p.fail(f"{where} is {text!r}, not a finite number")
+        return value
 
     def notes(ids: Iterable[str], where: str) -> list[str]:
         texts = []
@@ -768,6 +771,7 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
             price_notes = notes(_footnote_ids(price_element), where)
             stated = [m for note in price_notes for m in _WEIGHTED_AVERAGE.finditer(note)]
             ranges = [m for note in price_notes for m in _RANGE.finditer(note)]
+            low, high = (_amount(ranges[0]["low"]), _amount(ranges[0]["high"])) if len(ranges) == 1 else (None, None)
             direction = required(element, "transactionAmounts/transactionAcquiredDisposedCode", where).upper()
             if direction not in ("A", "D"):
                 raise p.fail(f"{where}.transactionAcquiredDisposedCode is {direction!r}, not A or D")
@@ -786,9 +790,8 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
                     footnotes=notes(_footnote_ids(element), where),
                     derivative=derivative,
                     direct_or_indirect=_child_text(element, "ownershipNature/directOrIndirectOwnership"),
-                    footnote_price=float(_number(stated[0]["n"])) if len(stated) == 1 else None,
-                    price_range=(float(_number(ranges[0]["low"])), float(_number(ranges[0]["high"])))
-                    if len(ranges) == 1 else None,
+                    footnote_price=_amount(stated[0]["n"]) if len(stated) == 1 else None,
+                    price_range=(low, high) if low is not None and high is not None else None,
                 )
             )
 
