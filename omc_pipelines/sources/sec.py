@@ -730,20 +730,22 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
     issuer = root.find("issuer")
     if issuer is None:
         raise p.fail("ownershipDocument has no issuer")
-    issuer_cik = required(issuer, "issuerCik", "issuer")
-    if not issuer_cik.isdigit():
-        raise p.fail(f"issuer.issuerCik is {issuer_cik!r}, not a CIK")
+    def cik(value: str, where: str) -> str:
+        try:
+            return normalise_cik(value)  # up to 10 digits: "00000000000" is not one
+        except ValueError:
+            raise p.fail(f"{where} is {value!r}, not a CIK") from None
+
+    issuer_cik = cik(required(issuer, "issuerCik", "issuer"), "issuer.issuerCik")
 
     owners = []
     for i, element in enumerate(root.iterfind("reportingOwner")):
         where = f"reportingOwner[{i}]"
-        owner_cik = required(element, "reportingOwnerId/rptOwnerCik", where)
-        if not owner_cik.isdigit():
-            raise p.fail(f"{where}.rptOwnerCik is {owner_cik!r}, not a CIK")
+        owner_cik = cik(required(element, "reportingOwnerId/rptOwnerCik", where), f"{where}.rptOwnerCik")
         relation = element.find("reportingOwnerRelationship")
         owners.append(
             Owner(
-                cik=owner_cik.zfill(10),
+                cik=owner_cik,
                 name=required(element, "reportingOwnerId/rptOwnerName", where),
                 is_director=_flag(_child_text(relation, "isDirector")),
                 is_officer=_flag(_child_text(relation, "isOfficer")),
@@ -797,7 +799,7 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
 
     period = _child_text(root, "periodOfReport")
     return Form4(
-        issuer_cik=issuer_cik.zfill(10),
+        issuer_cik=issuer_cik,
         issuer_name=required(issuer, "issuerName", "issuer"),
         issuer_symbol=_child_text(issuer, "issuerTradingSymbol") or "",
         owners=owners,
