@@ -56,7 +56,10 @@ class Payload:
         if isinstance(value, bool):  # bool is an int in Python, but never a price or an amount
             raise self.fail(f"{where} is a boolean, not a number")
         if isinstance(value, (int, float)):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # a JSON integer past float's range
+                raise self.fail(f"{where} is too large") from None
         elif isinstance(value, str):
             try:
                 number = float(value.strip())
