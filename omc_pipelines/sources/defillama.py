@@ -35,6 +35,7 @@ What the real API does that the parsers absorb:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -348,6 +349,8 @@ def parse_stablecoins(payload: Any, url: str = "/stablecoins?includePrices=true"
             circulating_usd = amount
         else:
             circulating_usd = amount * price if price is not None else None
+            if circulating_usd is not None and math.isinf(circulating_usd):
+                raise p.fail(f"{at}.circulating at {at}.price is past float's range")
         coin = Stablecoin(
             symbol=p.text(row, "symbol", at),
             name=p.text(row, "name", at),
