@@ -71,8 +71,9 @@ class _Payload(Payload):
 
 
 def _external_id(post: dict, published: datetime, title: str) -> str:
-    if post.get("id") is not None and not isinstance(post.get("id"), bool):
-        return str(post["id"])
+    ident = post.get("id")
+    if ident is not None and not isinstance(ident, bool) and str(ident).strip():  # "" is no key
+        return str(ident)
     if isinstance(post.get("slug"), str) and post["slug"]:
         return f"slug:{post['slug']}"
     digest = hashlib.sha1(f"{published.isoformat()}|{title}".encode()).hexdigest()[:20]
