@@ -194,7 +194,10 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
     ``feed`` is the configured name (the item's source is ``news:<feed>``), ``url`` where
     it came from (relative links resolve against it; errors name it)."""
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    except ValueError as exc:  # its loose parser's chr() on a character reference past U+10FFFF
+        raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not readable ({exc})") from None
     entries = _raw(parsed, "entries") or []
     page = _read_entries(entries, feed, _raw(parsed, "feed") or {}, fetched_at)
     if not page.items:
