@@ -100,10 +100,9 @@ def _rfc822(text: str) -> datetime | None:
     if zone.upper() in ZONES:
         offset_seconds = ZONES[zone.upper()] * 60
     try:
-        local = datetime(*parsed[:6])
-    except ValueError:
+        return (datetime(*parsed[:6]) - timedelta(seconds=offset_seconds)).replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):  # no such day; or past datetime's range once in UTC
         return None
-    return (local - timedelta(seconds=offset_seconds)).replace(tzinfo=timezone.utc)
 
 
 def _iso(text: str) -> datetime | None:
@@ -114,7 +113,10 @@ def _iso(text: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # past datetime's range once in UTC
+        return None
 
 
 def _from_struct(value: Any) -> datetime | None:
