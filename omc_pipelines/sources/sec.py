@@ -186,7 +186,10 @@ def _read_acceptance(value: str) -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text)
+    parsed = datetime.fromisoformat(text)
+    if not 1 < parsed.year < 9999:  # read in New York or in UTC, it would leave datetime's range
+        raise ValueError(f"{value!r} is out of range")
+    return parsed
 
 
 def _within_edgar_hours(instant: datetime, filing_date: date) -> bool:
