@@ -122,10 +122,10 @@ def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> Hu
     p = _Payload(SOURCE, url)
     if not isinstance(data, dict):
         raise p.fail(f"{where} is not an object")
-    post_id = p.text_or_empty(p.field(data, "id", where), f"{where}.id")
+    post_id = p.text_or_empty(p.field(data, "id", where), f"{where}.id").strip()
     if not post_id:
         raise p.fail(f"{where}.id is empty")
-    name = p.text_or_empty(data.get("name"), f"{where}.name") or f"t3_{post_id}"
+    name = p.text_or_empty(data.get("name"), f"{where}.name").strip() or f"t3_{post_id}"  # " " is no key
     title = squash(p.text_or_empty(p.field(data, "title", where), f"{where}.title"))
     selftext = p.text_or_empty(data.get("selftext"), f"{where}.selftext").strip()
     if selftext in _GONE:
