@@ -156,6 +156,31 @@ def test_chain_tvl_garbage_names_the_field(payload, field):
         parse_chain_tvl(payload, "Ethereum")
 
 
+@pytest.mark.parametrize("tvl", [None, "NaN", float("nan"), ""])
+def test_a_series_without_a_single_tvl_is_an_error(tvl):
+    payload = [{"date": 1640995200 + 86400 * i, "tvl": tvl} for i in range(3)]
+    with pytest.raises(SourcePayloadError, match="none of the 3 points has a tvl") as err:
+        parse_chain_tvl(payload, "Solana", url="https://api.llama.fi/v2/historicalChainTvl/Solana")
+    assert err.value.url == "https://api.llama.fi/v2/historicalChainTvl/Solana"
+
+
+# An empty list is never DeFiLlama's answer: it would empty the ledger, so it is an error.
+@pytest.mark.parametrize(
+    "parse, payload, field",
+    [
+        (parse_chains, [], "body"),
+        (lambda payload: parse_chain_tvl(payload, "Ethereum"), [], "body"),
+        (parse_protocols, [], "body"),
+        (lambda payload: parse_fees(payload, "fees"), {"protocols": []}, "protocols"),
+        (lambda payload: parse_fees(payload, "revenue"), {"protocols": [], "total24h": 0}, "protocols"),
+        (parse_stablecoins, {"peggedAssets": []}, "peggedAssets"),
+    ],
+)
+def test_an_empty_list_is_an_error_naming_it(parse, payload, field):
+    with pytest.raises(SourcePayloadError, match=f"{field} is an empty list"):
+        parse(payload)
+
+
 # --- /protocols ----------------------------------------------------------------------------
 
 
@@ -490,6 +515,57 @@ def test_tvl_control_route_changes_what_is_served(llama, served):
 
     assert httpx.post(f"{server.url}/_sandbox/defillama/reset").json() == {"status": "ok"}
     assert llama.chain_tvl("Ethereum") == before and len(llama.chain_tvl("Tron")) == 90
+
+
+@pytest.mark.integration
+def test_sandbox_serves_empty_answers_and_blank_series_until_reset(llama, served):
+    server, box = served
+    control = f"{server.url}/_sandbox/defillama"
+    assert httpx.post(f"{control}/series", json={"chain": "solana", "tvl": "NaN"}).json() == {
+        "status": "ok", "chain": "Solana", "tvl": "NaN"}
+    served_points = httpx.get(f"{server.url}/v2/historicalChainTvl/Solana").json()
+    assert len(served_points) == 90 and {p["tvl"] for p in served_points} == {"NaN"}
+    with pytest.raises(SourcePayloadError, match="none of the 90 points has a tvl"):
+        llama.chain_tvl("Solana")
+    box.fill_series("Tron", float("nan"))  # from Python: served as JSON's NaN literal
+    assert b"NaN" in httpx.get(f"{server.url}/v2/historicalChainTvl/Tron").content
+    with pytest.raises(SourcePayloadError, match="none of the 90 points has a tvl"):
+        llama.chain_tvl("Tron")
+
+    assert httpx.post(f"{control}/empty", json={"what": "series", "chain": "ethereum"}).status_code == 200
+    assert httpx.get(f"{server.url}/v2/historicalChainTvl/Ethereum").json() == []
+    for what in ("chains", "protocols", "fees", "revenue", "stablecoins"):
+        assert httpx.post(f"{control}/empty", json={"what": what}).json() == {"status": "ok", "empty": what}
+    assert httpx.get(f"{server.url}/v2/chains").json() == []
+    assert httpx.get(f"{server.url}/protocols").json() == []
+    for data_type in ("dailyFees", "dailyRevenue"):
+        overview = httpx.get(f"{server.url}/overview/fees", params={"dataType": data_type}).json()
+        assert overview["protocols"] == [] and "total24h" in overview  # the shape stays, the list is empty
+    assert httpx.get(f"{server.url}/stablecoins", params={"includePrices": "true"}).json()["peggedAssets"] == []
+    with pytest.raises(SourcePayloadError, match="body is an empty list"):
+        llama.protocols()
+
+    assert httpx.post(f"{control}/empty", json={"what": "volume"}).status_code == 400
+    assert httpx.post(f"{control}/empty", json={"what": "series"}).status_code == 400  # which chain?
+    assert httpx.post(f"{control}/empty", json={"what": "protocols", "chain": "Solana"}).status_code == 400
+    assert httpx.post(f"{control}/series", json={"chain": "Atlantis", "tvl": 1}).status_code == 400
+    with pytest.raises(ValueError):
+        box.empty("series", "Atlantis")
+
+    box.reset()
+    assert len(llama.chain_tvl("Solana")) == len(llama.chain_tvl("Ethereum")) == 90
+    assert len(llama.protocols()) == 30 and len(llama.fees("revenue")) == 17 and len(llama.stablecoins()) == 11
+
+
+@pytest.mark.integration
+def test_selected_protocols_refuse_an_empty_selection_naming_the_url(llama, served):
+    server, box = served
+    assert {p.slug for p in llama.selected_protocols(["lido"], 0)} == {"lido"}
+    for protocol in box.protocols:
+        protocol["tvl"] = None
+    with pytest.raises(SourcePayloadError, match=r"none of the 30 protocols is configured \(atlantis\)") as err:
+        llama.selected_protocols(["atlantis"], 5)
+    assert err.value.url == f"{server.url}/protocols"
 
 
 def test_sandbox_series_end_on_the_utc_day_of_its_clock():

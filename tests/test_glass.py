@@ -1,10 +1,11 @@
 """The Glass ledger's assets against the sandbox, on both databases."""
 
+import logging
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import materialize
+from dagster import DagsterInstance, materialize
 
 from omc_pipelines import checks
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
@@ -17,14 +18,14 @@ CHAINS = ["Ethereum", "Solana", "Tron"]
 TODAY = datetime.now(timezone.utc).date()
 
 
+def defillama_resource(sandbox, protocols=("aave", "lido")) -> DefiLlamaResource:
+    return DefiLlamaResource(api_url=sandbox.url, stablecoins_url=sandbox.url, chains=CHAINS, protocols=list(protocols),
+                             top_protocols=5, retries=2, backoff=0.01, rate_limit=1000.0)
+
+
 @pytest.fixture
 def glass_resources(database_url, sandbox):
-    return {
-        "ledger_db": LedgerDatabase(url=database_url, auto_migrate=False),
-        "defillama": DefiLlamaResource(api_url=sandbox.url, stablecoins_url=sandbox.url, chains=CHAINS,
-                                       protocols=["aave", "lido"], top_protocols=5, retries=2, backoff=0.01,
-                                       rate_limit=1000.0),
-    }
+    return {"ledger_db": LedgerDatabase(url=database_url, auto_migrate=False), "defillama": defillama_resource(sandbox)}
 
 
 def checks_of(asset):
@@ -59,7 +60,7 @@ def test_a_week_of_chain_tvl_is_one_run_and_a_second_backfill_changes_nothing(gl
     assert [r[:3] for r in tvl_rows(engine)] == [r[:3] for r in stored]
 
 
-def test_rerunning_one_day_replaces_that_day_and_nothing_else(glass_resources, engine, sandbox):
+def test_rerunning_one_day_updates_that_day_and_nothing_else(glass_resources, engine, sandbox):
     first = TODAY - timedelta(days=3)
     assert materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 3)).success
     before = {(r.chain, r.day): r for r in tvl_rows(engine)}
@@ -110,3 +111,132 @@ def test_throttling_is_ridden_out_and_negative_tvl_fails_its_check(glass_resourc
     assert not evaluations["tvl_not_negative"].passed and evaluations["tvl_not_negative"].metadata["negative"].value == 1
     assert len(tvl_rows(engine)) == len(CHAINS)  # the data is kept: the check says what is wrong with it
     assert len([r for r in sandbox.server.requests if r["fault"] == "429"]) == 2
+
+
+# --- answers that would shrink a ledger: errors, never facts --------------------------------------
+
+
+def failure_message(result) -> str:
+    """The step's error with its causes (Dagster wraps what the asset raised)."""
+    [failure] = result.get_step_failure_events()
+    error, messages = failure.step_failure_data.error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def warnings_of(instance, result) -> list[str]:
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+
+
+def stored_tvl(engine) -> dict:
+    return {(r.chain, r.day): (r.tvl_usd, r.collected_at) for r in tvl_rows(engine)}
+
+
+@pytest.mark.parametrize("blank", ["empty series", "all NaN", "all null", "no point in the window"])
+def test_one_chain_answering_no_tvl_keeps_its_days_and_is_listed(glass_resources, engine, sandbox, blank):
+    first = TODAY - timedelta(days=3)
+    assert materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 3)).success
+    before = stored_tvl(engine)
+    if blank == "empty series":
+        sandbox.defillama.empty("series", "Solana")
+    elif blank == "no point in the window":
+        for i in range(3):
+            sandbox.defillama.set_tvl("Solana", first + timedelta(days=i), None)
+    else:
+        sandbox.defillama.fill_series("Solana", float("nan") if blank == "all NaN" else None)
+    sandbox.defillama.set_tvl("Ethereum", first, 42.0)
+
+    instance = DagsterInstance.ephemeral()
+    result = materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 3), instance=instance)
+
+    assert result.success  # the other chains are written
+    after = stored_tvl(engine)
+    assert after.keys() == before.keys()
+    assert after[("Ethereum", first)][0] == 42.0
+    assert {k: v for k, v in after.items() if k[0] == "Solana"} == {k: v for k, v in before.items() if k[0] == "Solana"}
+    failed = result.asset_materializations_for_node("defillama_chain_tvl")[0].metadata["failed_chains"].value
+    assert list(failed) == ["Solana"]
+    assert "defillama" in failed["Solana"] and f"{sandbox.url}/v2/historicalChainTvl/Solana" in failed["Solana"]
+    assert any("Solana" in w and "historicalChainTvl/Solana" in w for w in warnings_of(instance, result))
+
+
+def test_a_chain_failing_after_retries_or_malformed_does_not_stop_the_others(glass_resources, engine, sandbox):
+    first = TODAY - timedelta(days=2)
+    assert materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 2)).success
+    before = stored_tvl(engine)
+    sandbox.inject(Fault("/v2/historicalChainTvl/Tron", "500", times=0))
+    sandbox.defillama.set_tvl("Solana", first, "n/a")
+    sandbox.defillama.set_tvl("Ethereum", first, 42.0)
+
+    result = materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 2))
+
+    assert result.success
+    failed = result.asset_materializations_for_node("defillama_chain_tvl")[0].metadata["failed_chains"].value
+    assert sorted(failed) == ["Solana", "Tron"]
+    assert "HTTP 500" in failed["Tron"] and ".tvl" in failed["Solana"] and "'n/a'" in failed["Solana"]
+    after = stored_tvl(engine)
+    assert after[("Ethereum", first)][0] == 42.0
+    assert all(after[k] == before[k] for k in before if k[0] != "Ethereum")
+
+
+def test_every_chain_failing_fails_the_run_and_touches_nothing(glass_resources, engine, sandbox):
+    first = TODAY - timedelta(days=2)
+    assert materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 2)).success
+    before = stored_tvl(engine)
+    sandbox.defillama.empty("series", "Ethereum")
+    sandbox.defillama.fill_series("Solana", "NaN")
+    sandbox.inject(Fault("/v2/historicalChainTvl/Tron", "503", times=0))
+
+    result = materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 2),
+                         raise_on_error=False)
+
+    assert not result.success
+    assert stored_tvl(engine) == before
+    message = failure_message(result)
+    assert all(chain in message for chain in CHAINS) and "HTTP 503" in message
+
+
+SNAPSHOTS = {
+    "protocols": (glass.defillama_protocols, ProtocolSnapshot, "/protocols"),
+    "fees": (glass.defillama_fees, ProtocolFees, "/overview/fees"),
+    "revenue": (glass.defillama_fees, ProtocolFees, "/overview/fees"),
+    "stablecoins": (glass.defillama_stablecoins, StablecoinSupply, "/stablecoins"),
+}
+
+
+def todays_rows(engine, model) -> list:
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.select(model.__table__).where(model.as_of == TODAY)).all())
+
+
+@pytest.mark.parametrize("answer", list(SNAPSHOTS))
+def test_an_empty_snapshot_fails_the_run_and_keeps_todays_rows(glass_resources, engine, sandbox, answer):
+    asset, model, path = SNAPSHOTS[answer]
+    assert materialize([asset], resources=glass_resources).success
+    before = todays_rows(engine, model)
+    assert before
+    sandbox.defillama.empty(answer)
+
+    result = materialize([asset], resources=glass_resources, raise_on_error=False)
+
+    assert not result.success
+    assert todays_rows(engine, model) == before  # collected_at included: not even rewritten
+    message = failure_message(result)
+    assert "defillama" in message and f"{sandbox.url}{path}" in message and "empty" in message
+
+
+def test_protocols_of_which_none_is_selected_fail_the_run_and_keep_todays_rows(glass_resources, engine, sandbox):
+    assert materialize([glass.defillama_protocols], resources=glass_resources).success
+    before = todays_rows(engine, ProtocolSnapshot)
+    for protocol in sandbox.defillama.protocols:
+        protocol["tvl"] = None  # nothing to rank for the top N
+    resources = {**glass_resources, "defillama": defillama_resource(sandbox, protocols=["not-a-protocol"])}
+
+    result = materialize([glass.defillama_protocols], resources=resources, raise_on_error=False)
+
+    assert not result.success
+    assert todays_rows(engine, ProtocolSnapshot) == before
+    message = failure_message(result)
+    assert f"{sandbox.url}/protocols" in message and "not-a-protocol" in message

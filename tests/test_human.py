@@ -1,10 +1,11 @@
 """The Human ledger's assets against the sandbox, on both databases."""
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import materialize
+from dagster import DagsterInstance, materialize
 
 from omc_pipelines import checks
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
@@ -92,6 +93,24 @@ def test_one_broken_feed_loses_nothing_of_the_others(database_url, engine, sandb
     failed = result.asset_materializations_for_node("news_items")[0].metadata["failed_feeds"].value
     assert list(failed) == ["decrypt"]
     assert {i.source for i in items(engine)} == {f"news:{n}" for n in parse_feeds(resources["news"].feeds) if n != "decrypt"}
+
+
+def test_entries_a_feed_leaves_out_are_counted_in_the_metadata_and_logged(database_url, engine, sandbox):
+    resources = human_resources(database_url, sandbox)
+    feed = sandbox.human.feeds["cointelegraph"]
+    feed.items.insert(0, "\n<item><title>Bitcoin note without a link</title><description>x</description></item>")
+    feed.items.insert(0, '\n<item><title>Guid only</title>'
+                         '<guid isPermaLink="false">https://cointelegraph.com/news/guid-only</guid></item>')
+    instance = DagsterInstance.ephemeral()
+    result = materialize([human.news_items], resources=resources, instance=instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("news_items")[0].metadata
+    assert metadata["dropped_entries"].value == {"cointelegraph": {"no link or guid": 1}}
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert any("cointelegraph" in w and "1 no link or guid" in w for w in warnings)
+    stored = {i.external_id: i for i in items(engine) if i.source == "news:cointelegraph"}
+    assert stored["https://cointelegraph.com/news/guid-only"].title == "Guid only"
+    assert not any(i.title.startswith("Bitcoin note") for i in stored.values())
 
 
 def test_daily_sentiment_aggregates_per_coin_weighted_by_engagement(database_url, engine):

@@ -139,7 +139,7 @@ def _by_title(items: list[HumanItem]) -> dict[str, HumanItem]:
 
 
 def test_rss_entries_are_plain_text_keyed_by_link():
-    items = parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED)
+    items = parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED).items
     first = items[0]
     assert first.source == "news:testfeed" and first.channel == "testfeed" and first.kind == "article"
     assert first.title == "Bitcoin rallies & ether follows"
@@ -157,7 +157,7 @@ def test_rss_entries_are_plain_text_keyed_by_link():
 
 
 def test_rss_dates_every_way_feeds_write_them():
-    items = _by_title(parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED))
+    items = _by_title(parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED).items)
     assert items["Bitcoin rallies & ether follows"].published_at == datetime(2025, 6, 10, 12, 30, tzinfo=timezone.utc)
     # RFC 822 without a zone reads as UTC
     assert items["Escaped markup"].published_at == datetime(2025, 6, 10, 7, 15, tzinfo=timezone.utc)
@@ -169,25 +169,55 @@ def test_rss_dates_every_way_feeds_write_them():
 
 
 def test_rss_fallbacks_content_guid_and_duplicates():
-    items = parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED)
+    page = parse_feed(RSS, "testfeed", "https://news.test/feed", fetched_at=FETCHED)
+    items = page.items
     by_title = _by_title(items)
     assert by_title["No date of its own"].text == "Only the full content has text."
     assert by_title["Garbage date"].external_id == "https://news.test/d" == by_title["Garbage date"].url
     assert "Nothing to key it by" not in by_title  # no link, no guid: cannot be upserted
     assert "Duplicate of a" not in by_title  # same link once utm_* is gone: the first entry wins
     assert len(items) == len({i.external_id for i in items}) == 4
+    assert page.dropped == {"no link or guid": 1, "same link or guid as an earlier entry": 1}
+
+
+def test_an_entry_without_a_link_is_keyed_by_its_guid_and_what_is_dropped_is_counted():
+    body = b"""<rss version="2.0"><channel><title>x</title><lastBuildDate>Tue, 10 Jun 2025 09:00:00 +0000</lastBuildDate>
+    <item><title>URL guid</title><guid isPermaLink="false">https://n.test/g?utm_source=rss</guid></item>
+    <item><title>Opaque guid</title><guid isPermaLink="false">n-test-4711</guid></item>
+    <item><title>Blank link</title><link>  </link><description>Bitcoin soars</description></item>
+    <item><title>Only an enclosure</title><enclosure url="https://n.test/a.mp3" type="audio/mpeg" length="1"/></item>
+    <item><title>Linked</title><link>https://n.test/l</link></item>
+    <item><title>Linked again</title><link>https://n.test/l#top</link></item>
+    </channel></rss>"""
+    page = parse_feed(body, "keys", "https://n.test/feed", fetched_at=FETCHED)
+    items = _by_title(page.items)
+    assert list(items) == ["URL guid", "Opaque guid", "Linked"]
+    # a guid that is a URL stands in for the link, as key and as url
+    assert (items["URL guid"].external_id, items["URL guid"].url) == ("https://n.test/g", "https://n.test/g?utm_source=rss")
+    # a guid that is not one still keys the entry (RSS makes it unique), but is no url
+    assert (items["Opaque guid"].external_id, items["Opaque guid"].url) == ("n-test-4711", "")
+    assert page.dropped == {"no link or guid": 2, "same link or guid as an earlier entry": 1}
+
+
+def test_an_atom_entry_keyed_by_a_urn_has_no_url():
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:feed</id>
+    <updated>2025-06-10T10:00:00Z</updated>
+    <entry><title>Urn only</title><id>urn:uuid:60a76c80-d399-11d9-b93c-0003939e0af6</id></entry></feed>"""
+    page = parse_feed(body, "atomic", "https://a.test/feed", fetched_at=FETCHED)
+    [item] = page.items
+    assert (item.external_id, item.url) == ("urn:uuid:60a76c80-d399-11d9-b93c-0003939e0af6", "")
+    assert page.dropped == {}
 
 
 def test_entry_and_feed_without_any_date_use_the_fetch_time_and_say_so():
     body = b"""<rss version="2.0"><channel><title>x</title><item><title>t</title>
     <link>https://n.test/1</link></item></channel></rss>"""
-    [item] = parse_feed(body, "bare", "https://n.test/feed", fetched_at=FETCHED)
+    [item] = parse_feed(body, "bare", "https://n.test/feed", fetched_at=FETCHED).items
     assert item.published_at == FETCHED and item.undated
 
 
 def test_atom_entries():
-    items = parse_feed(ATOM, "atomic", "https://atom.test/feed", fetched_at=FETCHED)
-    first, second = items
+    first, second = parse_feed(ATOM, "atomic", "https://atom.test/feed", fetched_at=FETCHED).items
     assert first.title == "Ethereum upgrade ships" and first.text == "Validators upgrade."
     assert first.external_id == "https://atom.test/1" and first.author == "Sam"
     assert first.published_at == datetime(2025, 6, 10, 7, 35, tzinfo=timezone.utc)
@@ -232,9 +262,10 @@ def test_a_body_that_is_not_a_feed_is_a_payload_error_naming_the_feed(body):
 def test_a_flawed_feed_with_entries_is_still_read_and_an_empty_one_is_empty():
     flawed = b"""<rss version="2.0"><channel><title>x</title><item><title>Solana&nbsp;rallies</title>
     <link>https://f.test/1</link></item></channel></rss>"""  # &nbsp; is HTML's, not XML's: not well-formed
-    [item] = parse_feed(flawed, "flawed", "https://f.test/feed", fetched_at=FETCHED)
+    [item] = parse_feed(flawed, "flawed", "https://f.test/feed", fetched_at=FETCHED).items
     assert item.title == "Solana rallies" and item.currencies == ("SOL",)
-    assert parse_feed(b'<rss version="2.0"><channel><title>x</title></channel></rss>', "empty", "https://e.test/") == []
+    empty = parse_feed(b'<rss version="2.0"><channel><title>x</title></channel></rss>', "empty", "https://e.test/")
+    assert (empty.items, empty.dropped) == ([], {})
 
 
 def test_html_to_text_and_canonical_link():
@@ -408,7 +439,7 @@ def test_news_feeds_from_the_sandbox_are_fresh_and_one_bad_feed_loses_nothing(bo
     now = datetime.now(timezone.utc)
     with NewsFeeds(feeds, **FAST) as news:
         result = news.fetch_all()
-    assert set(result.items) == set(FEEDS)
+    assert set(result.items) == set(FEEDS) and result.dropped == {}  # every recorded entry has a link
     assert isinstance(result.errors["missing"], SourceRefused) and result.errors["missing"].status == 404
     assert isinstance(result.errors["notafeed"], SourcePayloadError) and "notafeed" in str(result.errors["notafeed"])
     for name in FEEDS:
@@ -437,8 +468,8 @@ def test_published_news_shows_on_the_next_fetch(box):
     human.publish_news("cointelegraph", "Bitcoin dips", description="<p>Down 2%</p>")
     with NewsFeeds({"decrypt": f"{server.url}/feeds/decrypt", "cointelegraph": f"{server.url}/feeds/cointelegraph"},
                    **FAST) as news:
-        first = news.fetch("decrypt")[0]
-        second = news.fetch("cointelegraph")[0]
+        first = news.fetch("decrypt").items[0]
+        second = news.fetch("cointelegraph").items[0]
     assert (first.external_id, first.title, first.text) == (link, "Solana ETF approved", "The SEC said yes.")
     assert first.currencies == ("SOL",)
     assert datetime.now(timezone.utc) - first.published_at < timedelta(minutes=1)

@@ -3,28 +3,51 @@
 Chain TVL has a daily history, so it is a daily-partitioned asset that backfills
 from it. The rest is what DeFiLlama knows only "now": stored as of today's UTC
 date, and a re-run replaces today's rows and nothing else.
+
+An answer that would shrink the ledger is the source's error, not a fact:
+
+- Chain TVL is upserted (a day's value updated), never deleted. A day DeFiLlama
+  stops serving is far likelier a bad answer than history rewritten, and only a
+  re-backfill would bring it back; a revised value still lands, and
+  ``collected_at`` shows when a day was last confirmed. Each chain is fetched on
+  its own: one that fails (after the retries, or malformed, or with no TVL in the
+  window where days are stored) is skipped and listed in ``failed_chains``; the
+  run fails only when every chain does.
+- The snapshots fail the run on an empty answer (the parsers refuse empty lists)
+  or an empty selection, before today's rows are touched.
 """
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
 from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import DefiLlamaResource, LedgerDatabase
-from omc_pipelines.sources.defillama import select_protocols
+from omc_pipelines.sources.defillama import SOURCE
+from omc_pipelines.sources.http import SourceError, SourcePayloadError
 
 GROUP = "glass"
 
 
-def _replace(conn: sa.Connection, model, rows: list[dict], key: tuple[str, ...], where) -> int:
+def _replace(conn: sa.Connection, model, rows: list[dict], key: tuple[str, ...], where) -> None:
     """Make the rows matching ``where`` exactly ``rows``: what the source dropped goes too."""
-    deleted = conn.execute(sa.delete(model).where(where)).rowcount
+    conn.execute(sa.delete(model).where(where))
     upsert(conn, model.__table__, rows, key)
-    return deleted
+
+
+def _stored_days(engine: sa.Engine, chains: list[str], first: date, end: date) -> dict[str, int]:
+    """Days stored per chain in [first, end)."""
+    with engine.connect() as conn:
+        counts = conn.execute(
+            sa.select(ChainTvl.chain, sa.func.count())
+            .where(ChainTvl.day >= first, ChainTvl.day < end, ChainTvl.chain.in_(chains))
+            .group_by(ChainTvl.chain)
+        ).all()
+    return dict(counts)
 
 
 @asset(
@@ -33,24 +56,39 @@ def _replace(conn: sa.Connection, model, rows: list[dict], key: tuple[str, ...],
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
     description="Daily TVL per configured chain (OMC_DEFILLAMA_CHAINS) from /v2/historicalChainTvl; "
-    "a backfill of any range is one run, one request per chain.",
+    "a backfill of any range is one run, one request per chain. Days are updated, never deleted; a chain "
+    "that fails is skipped and listed in failed_chains, and the run fails only when every chain does.",
 )
 def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
+    engine = ledger_db.engine()
+    stored = _stored_days(engine, defillama.chains, first, end)
     now = datetime.now(timezone.utc)
-    rows = []
+    rows, failed = [], {}
     with defillama.client() as client:
         for chain in defillama.chains:
-            rows += [
-                {"chain": point.chain, "day": point.day, "tvl_usd": point.tvl_usd, "collected_at": now}
-                for point in client.chain_tvl(chain) if first <= point.day < end
-            ]
-    with ledger_db.engine().begin() as conn:
-        in_window = sa.and_(ChainTvl.day >= first, ChainTvl.day < end, ChainTvl.chain.in_(defillama.chains))
-        deleted = _replace(conn, ChainTvl, rows, ("chain", "day"), in_window)
+            try:
+                points = [p for p in client.chain_tvl(chain) if first <= p.day < end]
+                if not points and stored.get(chain):
+                    raise SourcePayloadError(
+                        SOURCE, client.chain_tvl_url(chain),
+                        f"no tvl from {first} to {end - timedelta(days=1)}, where {stored[chain]} days are stored",
+                    )
+            except SourceError as exc:
+                context.log.warning(f"skipping chain {chain}: {exc}")
+                failed[chain] = str(exc)
+                continue
+            rows += [{"chain": p.chain, "day": p.day, "tvl_usd": p.tvl_usd, "collected_at": now} for p in points]
+    if failed and len(failed) == len(defillama.chains):
+        raise Failure(
+            description=f"every chain failed: {'; '.join(f'{chain}: {reason}' for chain, reason in failed.items())}",
+            metadata={"failed_chains": MetadataValue.json(failed)},
+        )
+    with engine.begin() as conn:
+        upsert(conn, ChainTvl.__table__, rows, ("chain", "day"), update=("tvl_usd", "collected_at"))
     return MaterializeResult(metadata={
-        "days": (end - first).days, "rows": len(rows), "replaced": deleted,
+        "days": (end - first).days, "rows": len(rows), "failed_chains": MetadataValue.json(failed),
         "preview": preview(sorted(rows, key=lambda r: (r["day"], r["chain"]), reverse=True)),
     })
 
@@ -63,12 +101,12 @@ def _today() -> date:
     group_name=GROUP,
     kinds={"sql"},
     description="Today's TVL, category and chains of the configured protocols (OMC_DEFILLAMA_PROTOCOLS) "
-    "plus the top N by TVL (OMC_DEFILLAMA_TOP_PROTOCOLS).",
+    "plus the top N by TVL (OMC_DEFILLAMA_TOP_PROTOCOLS). An empty answer or selection fails the run.",
 )
 def defillama_protocols(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)
     with defillama.client() as client:
-        chosen = select_protocols(client.protocols(), defillama.protocols, defillama.top_protocols)
+        chosen = client.selected_protocols(defillama.protocols, defillama.top_protocols)
     rows = [
         {"slug": p.slug, "as_of": today, "name": p.name, "symbol": p.symbol, "category": p.category,
          "chains": list(p.chains), "tvl_usd": p.tvl_usd, "change_1d": p.change_1d, "mcap": p.mcap, "collected_at": now}
@@ -87,7 +125,8 @@ def defillama_protocols(ledger_db: LedgerDatabase, defillama: DefiLlamaResource)
 @asset(
     group_name=GROUP,
     kinds={"sql"},
-    description="Today's fees and revenue per protocol (/overview/fees, dataType dailyFees and dailyRevenue).",
+    description="Today's fees and revenue per protocol (/overview/fees, dataType dailyFees and dailyRevenue). "
+    "An empty answer fails the run.",
 )
 def defillama_fees(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)
@@ -111,7 +150,7 @@ def defillama_fees(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> M
 @asset(
     group_name=GROUP,
     kinds={"sql"},
-    description="Today's circulating supply per stablecoin (stablecoins.llama.fi).",
+    description="Today's circulating supply per stablecoin (stablecoins.llama.fi). An empty answer fails the run.",
 )
 def defillama_stablecoins(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)

@@ -55,16 +55,21 @@ def _not_configured(context: AssetExecutionContext, exc: NotConfigured) -> Mater
 
 
 @asset(group_name=GROUP, kinds={"sql"},
-       description="Entries of the news sites' RSS feeds (OMC_NEWS_FEEDS), keyed by link, with sentiment.")
+       description="Entries of the news sites' RSS feeds (OMC_NEWS_FEEDS), keyed by link (else guid), with "
+       "sentiment; entries left out (no link or guid, repeated) are counted per feed in dropped_entries.")
 def news_items(context: AssetExecutionContext, ledger_db: LedgerDatabase, news: NewsFeedsResource) -> MaterializeResult:
     with news.client() as client:
         fetched = client.fetch_all()
     items, errors = fetched.all_items, fetched.errors
     for feed, error in errors.items():
         context.log.warning(f"feed {feed} failed: {error}")
+    for feed, dropped in fetched.dropped.items():
+        reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.items())
+        context.log.warning(f"feed {feed}: entries left out: {reasons}")
     if errors and not items:
         raise RuntimeError(f"every news feed failed: {'; '.join(f'{f}: {e}' for f, e in errors.items())}")
-    return _store(ledger_db, items, {"failed_feeds": MetadataValue.json({f: str(e) for f, e in errors.items()})})
+    return _store(ledger_db, items, {"failed_feeds": MetadataValue.json({f: str(e) for f, e in errors.items()}),
+                                     "dropped_entries": MetadataValue.json(fetched.dropped)})
 
 
 @asset(group_name=GROUP, kinds={"sql"},

@@ -24,6 +24,14 @@ Control, from Python or over HTTP (JSON bodies):
   ``{"chain": "Ethereum", "day": "YYYY-MM-DD", "tvl": 1.2e10}``: set (or add) that UTC
   day's point; ``tvl`` is served as given (a number, a string, even garbage, to test
   the parser), ``null`` removes the point. An unknown chain is refused (400).
+- ``fill_series(chain, tvl)`` / ``POST /_sandbox/defillama/series`` ``{"chain": "Solana", "tvl": "NaN"}``:
+  every point of the chain keeps its date and serves ``tvl`` (``NaN``, ``null``, ``"NaN"``:
+  a series without a single value).
+- ``empty(what, chain=None)`` / ``POST /_sandbox/defillama/empty`` ``{"what": "protocols"}``:
+  a valid but empty answer in the path's own shape, until reset. ``what`` is one of
+  ``EMPTIABLE``: ``chains`` (``[]``), ``series`` (one ``chain``'s history, ``[]``),
+  ``protocols`` (``[]``), ``fees`` or ``revenue`` (``"protocols": []``), ``stablecoins``
+  (``"peggedAssets": []``).
 - ``reset()`` / ``POST /_sandbox/defillama/reset``: back to the recordings.
 
 Faults (429 with Retry-After, 5xx, stalls...) are the server's, by path prefix.
@@ -43,6 +51,7 @@ from omc_pipelines.sandbox.server import Request, Response, SandboxServer
 
 RECORDINGS = Path(__file__).with_name("recordings") / "defillama"
 DATA_TYPES = ("dailyFees", "dailyRevenue")
+EMPTIABLE = ("chains", "series", "protocols", "fees", "revenue", "stablecoins")
 TEXT_TYPE = "text/plain; charset=utf-8"
 _DAY = 86400
 
@@ -93,15 +102,45 @@ class DefiLlamaSandbox:
 
     def set_tvl(self, chain: str, day: date | str, tvl: Any) -> None:
         """Set one UTC day's TVL of a chain (``None`` removes the point)."""
-        name = self.chain_name(chain)
-        if name is None:
-            raise ValueError(f"There is no chain with that name: {chain}")
+        name = self._known(chain)
         day = day if isinstance(day, date) else date.fromisoformat(str(day))
         with self._lock:
             if tvl is None:
                 self.series[name].pop(day, None)
             else:
                 self.series[name][day] = tvl
+
+    def fill_series(self, chain: str, tvl: Any) -> None:
+        """Every point of a chain's series serves ``tvl``, its dates unchanged."""
+        name = self._known(chain)
+        with self._lock:
+            self.series[name] = dict.fromkeys(self.series[name], tvl)
+
+    def empty(self, what: str, chain: str | None = None) -> None:
+        """Answer ``what`` (one of ``EMPTIABLE``) with an empty list in its own shape until reset;
+        ``series`` empties the history of ``chain``."""
+        if what not in EMPTIABLE:
+            raise ValueError(f"what must be one of {', '.join(EMPTIABLE)}, not {what!r}")
+        if (what == "series") != (chain is not None):
+            raise ValueError("a chain is named for the series, and only for it")
+        name = self._known(chain) if chain is not None else None
+        with self._lock:
+            if what == "chains":
+                self.chains = []
+            elif what == "series":
+                self.series[name] = {}
+            elif what == "protocols":
+                self.protocols = []
+            elif what == "stablecoins":
+                self.stablecoins["peggedAssets"] = []
+            else:
+                self.overviews[f"daily{what.title()}"]["protocols"] = []
+
+    def _known(self, chain: str) -> str:
+        name = self.chain_name(chain)
+        if name is None:
+            raise ValueError(f"There is no chain with that name: {chain}")
+        return name
 
     def chain_series(self, chain: str) -> list[dict[str, Any]]:
         """The chain's TVL points as served, oldest first."""
@@ -119,6 +158,8 @@ class DefiLlamaSandbox:
         server.route("GET", r"/overview/fees", self._fees)
         server.route("GET", r"/stablecoins", self._stablecoins)
         server.route("POST", r"/_sandbox/defillama/tvl", self._control_tvl)
+        server.route("POST", r"/_sandbox/defillama/series", self._control_series)
+        server.route("POST", r"/_sandbox/defillama/empty", self._control_empty)
         server.route("POST", r"/_sandbox/defillama/reset", self._control_reset)
 
     def _copy(self, value: Any) -> Any:
@@ -160,6 +201,17 @@ class DefiLlamaSandbox:
             return Response(400, {"status": "error", "message": f"There is no chain with that name: {body['chain']}"})
         self.set_tvl(name, body["day"], body.get("tvl"))
         return Response(body={"status": "ok", "chain": name, "day": str(body["day"]), "tvl": body.get("tvl")})
+
+    def _control_series(self, req: Request, m) -> Response:
+        body = req.json()
+        self.fill_series(str(body["chain"]), body["tvl"])
+        return Response(body={"status": "ok", "chain": self._known(str(body["chain"])), "tvl": body["tvl"]})
+
+    def _control_empty(self, req: Request, m) -> Response:
+        body = req.json()
+        chain = body.get("chain")
+        self.empty(str(body["what"]), None if chain is None else str(chain))
+        return Response(body={"status": "ok", "empty": body["what"]})
 
     def _control_reset(self, req: Request, m) -> Response:
         self.reset()

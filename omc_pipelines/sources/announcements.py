@@ -331,6 +331,13 @@ def parse_article_list(html: str, url: str) -> ArticleList:
     parser.feed(html)
     parser.close()
     p = _Payload(SOURCE, url)
+
+    def absolute(href: str, where: str) -> str:
+        try:
+            return urljoin(url, href)
+        except ValueError:  # "http://[::1": urllib refuses a broken host
+            raise p.fail(f"{where} href {href!r} is not a URL") from None
+
     articles: dict[int, ListedArticle] = {}
     for i, (href, title, section) in enumerate(parser.entries):
         where = f"{LIST_SELECTOR}[{i}]"
@@ -340,11 +347,11 @@ def parse_article_list(html: str, url: str) -> ArticleList:
         if not title:
             raise p.fail(f"{where} has no title text")
         article_id = int(match.group(1))
-        articles.setdefault(article_id, ListedArticle(article_id, title, urljoin(url, href), section))
+        articles.setdefault(article_id, ListedArticle(article_id, title, absolute(href, where), section))
     return ArticleList(
         articles=list(articles.values()),
-        section_urls=list(dict.fromkeys(urljoin(url, h) for h in parser.section_hrefs)),
-        next_url=urljoin(url, parser.next_href) if parser.next_href else None,
+        section_urls=list(dict.fromkeys(absolute(h, "a.see-all-articles") for h in parser.section_hrefs)),
+        next_url=absolute(parser.next_href, "the next page link") if parser.next_href else None,
         challenge=not articles and is_bot_challenge(html, parser.title),
     )
 

@@ -6,6 +6,7 @@ Parse functions take the decoded JSON and return typed rows, or raise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,7 +118,10 @@ def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> l
                 raise p.fail(f"{where}.market is {market!r}, expected {coin.upper()}/<market>")
             amount = p.required_number(p.field(row, "amount", where), f"{where}.amount")
             rate = p.required_number(p.field(row, "rate", where), f"{where}.rate")
-            total = row.get("total")
+            sent = row.get("total")
+            total = amount * rate if sent is None else p.required_number(sent, f"{where}.total")
+            if math.isinf(total):
+                raise p.fail(f"{where} has no total, and amount times rate is past float's range")
             trades.append(
                 TradePrint(
                     coin=coin.lower(),
@@ -125,7 +129,7 @@ def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> l
                     side=side,
                     amount=amount,
                     rate=rate,
-                    total=amount * rate if total is None else p.required_number(total, f"{where}.total"),
+                    total=total,
                     sold_at=p.time(p.field(row, "solddate", where), f"{where}.solddate"),
                 )
             )

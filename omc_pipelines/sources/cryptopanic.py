@@ -23,6 +23,7 @@ Reading a post:
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,14 +65,15 @@ class _Payload(Payload):
         return self.text_or_empty(obj.get(name), f"{where}.{name}")
 
     def count(self, value: Any, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise self.fail(f"{where} is {value!r}, not a count")
+        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and math.isfinite(value)):
+            raise self.fail(f"{where} is {value!r}, not a count")  # NaN and infinity too: int() would raise
         return int(value)
 
 
 def _external_id(post: dict, published: datetime, title: str) -> str:
-    if post.get("id") is not None and not isinstance(post.get("id"), bool):
-        return str(post["id"])
+    ident = post.get("id")
+    if ident is not None and not isinstance(ident, bool) and str(ident).strip():  # "" is no key
+        return str(ident)
     if isinstance(post.get("slug"), str) and post["slug"]:
         return f"slug:{post['slug']}"
     digest = hashlib.sha1(f"{published.isoformat()}|{title}".encode()).hexdigest()[:20]

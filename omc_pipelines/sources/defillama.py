@@ -11,6 +11,11 @@ DeFiLlama's numbers arrive as numbers, numeric strings, ``null`` or not at all: 
 optional ones become ``None``; anything that is not a number is an error. A
 negative TVL is data, not an error (the checks flag it).
 
+An empty list is an error too, never "nothing today": DeFiLlama always lists chains,
+protocols, fees and stablecoins, and a chain it knows always has a history (an unknown
+one is a 400). So is a TVL series none of whose points has a value (all NaN or null).
+Stored rows must never be replaced by such an answer.
+
 What the real API does that the parsers absorb:
 
 - ``/protocols`` lists *child* protocols: Aave is ``aave-v2``/``aave-v3`` with
@@ -30,6 +35,7 @@ What the real API does that the parsers absorb:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -37,12 +43,13 @@ from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from omc_pipelines.sources.http import HttpSource
+from omc_pipelines.sources.http import HttpSource, SourcePayloadError
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "defillama"
 DATA_TYPES = {"fees": "dailyFees", "revenue": "dailyRevenue"}
 FEES_PATH = "/overview/fees"
+PROTOCOLS_PATH = "/protocols"
 # Categories that are not on-chain DeFi and would crowd out the top N by "TVL".
 EXCLUDED_FROM_TOP = ("CEX",)
 # A timestamp past this is in milliseconds, not seconds (1e11 s is the year 5138).
@@ -178,7 +185,10 @@ def slugify(name: str) -> str:
 
 
 def _rows(p: _Payload, payload: Any, where: str) -> Iterable[tuple[str, dict]]:
-    for i, row in enumerate(p.list(payload, where)):
+    rows = p.list(payload, where)
+    if not rows:
+        raise p.fail(f"{where} is an empty list")
+    for i, row in enumerate(rows):
         at = f"{where}[{i}]"
         yield at, p.object(row, at)
 
@@ -215,16 +225,21 @@ def _chain_id(p: _Payload, value: Any, where: str) -> int | None:
 
 def parse_chain_tvl(payload: Any, chain: str, url: str | None = None) -> list[ChainTvl]:
     """``/v2/historicalChainTvl/{chain}``: daily TVL, oldest first, one row per UTC day
-    (where a day has two points, the later one). Points without a TVL are skipped."""
+    (where a day has two points, the later one). Points without a TVL are skipped; a
+    series without a single TVL is an error."""
     p = _Payload(SOURCE, url or f"/v2/historicalChainTvl/{chain}")
     latest: dict[date, tuple[float, float]] = {}
+    points = 0
     for at, row in _rows(p, payload, "body"):
+        points += 1
         day, seconds = p.day(row.get("date"), f"{at}.date")
         tvl = p.field_number(row, "tvl", at)
         if tvl is None:
             continue
         if day not in latest or seconds >= latest[day][0]:
             latest[day] = (seconds, tvl)
+    if not latest:
+        raise p.fail(f"none of the {points} points has a tvl (all null or NaN)")
     return [ChainTvl(chain=chain, day=day, tvl_usd=latest[day][1]) for day in sorted(latest)]
 
 
@@ -334,6 +349,8 @@ def parse_stablecoins(payload: Any, url: str = "/stablecoins?includePrices=true"
             circulating_usd = amount
         else:
             circulating_usd = amount * price if price is not None else None
+            if circulating_usd is not None and math.isinf(circulating_usd):
+                raise p.fail(f"{at}.circulating at {at}.price is past float's range")
         coin = Stablecoin(
             symbol=p.text(row, "symbol", at),
             name=p.text(row, "name", at),
@@ -366,6 +383,10 @@ def _circulating(p: _Payload, value: Any, peg_type: str | None, where: str) -> t
         (unit, amount), = amounts.items()
         return p.number(amount, f"{where}.{unit}"), unit
     return None, None
+
+
+def _chain_tvl_path(chain: str) -> str:
+    return f"/v2/historicalChainTvl/{quote(chain, safe='')}"
 
 
 class DefiLlama:
@@ -408,12 +429,28 @@ class DefiLlama:
     def chain_tvl(self, chain: str) -> list[ChainTvl]:
         """Daily TVL of one chain, by its name in ``/v2/chains`` ("Ethereum", "OP Mainnet").
         An unknown chain raises ``SourceRefused`` (DeFiLlama answers 400)."""
-        path = f"/v2/historicalChainTvl/{quote(chain, safe='')}"
+        path = _chain_tvl_path(chain)
         return parse_chain_tvl(self.api.get_json(path), chain, self.api.shown_url(path))
 
+    def chain_tvl_url(self, chain: str) -> str:
+        """Where ``chain_tvl`` asks, as errors show it."""
+        return self.api.shown_url(_chain_tvl_path(chain))
+
     def protocols(self) -> list[Protocol]:
-        path = "/protocols"
-        return parse_protocols(self.api.get_json(path), self.api.shown_url(path))
+        return parse_protocols(self.api.get_json(PROTOCOLS_PATH), self.api.shown_url(PROTOCOLS_PATH))
+
+    def selected_protocols(self, slugs: Collection[str], top_n: int) -> list[Protocol]:
+        """``select_protocols`` of ``/protocols``. A selection left empty is an error: it
+        would leave the ledger without a protocol for the day."""
+        listed = self.protocols()
+        chosen = select_protocols(listed, slugs, top_n)
+        if not chosen:
+            raise SourcePayloadError(
+                SOURCE, self.api.shown_url(PROTOCOLS_PATH),
+                f"none of the {len(listed)} protocols is configured ({', '.join(slugs) or 'no slug'}) "
+                f"or has a TVL to rank among the top {top_n}",
+            )
+        return chosen
 
     def fees(self, data_type: str) -> list[ProtocolFees]:
         """``data_type``: "fees" (dailyFees) or "revenue" (dailyRevenue)."""

@@ -1,7 +1,8 @@
 """News sites' own RSS and Atom feeds: a pure parser and a client for many feeds.
 
-:func:`parse_feed` takes the feed's bytes and returns :class:`HumanItem` rows keyed by
-the entry's link; :class:`NewsFeeds` fetches every configured feed over the shared
+:func:`parse_feed` takes the feed's bytes and returns a :class:`FeedPage`: :class:`HumanItem`
+rows keyed by the entry's link, and a count of the entries left out, by reason;
+:class:`NewsFeeds` fetches every configured feed over the shared
 HTTP layer, one ``HttpSource`` per feed, and keeps going when one of them fails.
 
 How entries are read:
@@ -10,7 +11,13 @@ How entries are read:
   takes it for a URL or a file name and would fetch or open it.
 - ``external_id`` is the entry's link (else its ``guid``/``id``), stripped of ``utm_*``
   tracking parameters and the fragment, so that the same article keeps its key when a
-  feed changes its campaign tags. An entry with neither is skipped.
+  feed changes its campaign tags. ``url`` is the link, else a guid that is an http(s)
+  URL, else empty: a guid that is no URL (``n-4711``, ``urn:uuid:...``) still keys the
+  entry, as RSS and Atom make it unique, but leads nowhere. An entry with neither link
+  nor guid cannot be upserted, and one that repeats an earlier entry's key would
+  overwrite it: both are left out and counted in ``FeedPage.dropped`` (``NO_KEY``,
+  ``REPEATED``). A hash of the title and date was not taken for a key: entries without
+  a date get the fetch time, so the same entry would land again on every fetch.
 - Title and text are plain text: the description (``summary``) or, when it is empty, the
   full content (``content:encoded``), HTML removed with the standard library's parser
   after feedparser's own sanitiser (CDATA and escaped HTML both arrive as markup).
@@ -34,6 +41,7 @@ import email.utils
 import io
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -47,6 +55,9 @@ from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadErr
 from omc_pipelines.sources.human import HumanItem, html_to_text, squash
 
 SOURCE_PREFIX = "news:"
+# Why an entry is left out (FeedPage.dropped).
+NO_KEY = "no link or guid"
+REPEATED = "same link or guid as an earlier entry"
 MAX_TEXT_CHARS = 10_000
 FEED_ACCEPT = "application/rss+xml, application/atom+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -89,10 +100,9 @@ def _rfc822(text: str) -> datetime | None:
     if zone.upper() in ZONES:
         offset_seconds = ZONES[zone.upper()] * 60
     try:
-        local = datetime(*parsed[:6])
-    except ValueError:
+        return (datetime(*parsed[:6]) - timedelta(seconds=offset_seconds)).replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError):  # no such day; or past datetime's range once in UTC
         return None
-    return (local - timedelta(seconds=offset_seconds)).replace(tzinfo=timezone.utc)
 
 
 def _iso(text: str) -> datetime | None:
@@ -103,7 +113,10 @@ def _iso(text: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # past datetime's range once in UTC
+        return None
 
 
 def _from_struct(value: Any) -> datetime | None:
@@ -168,17 +181,28 @@ def _body(entry: Mapping[str, Any]) -> str:
 # --- the parser -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FeedPage:
+    """One feed's answer: its items, and the entries left out (reason -> how many)."""
+
+    items: list[HumanItem]
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
 def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = None,
-               fetched_at: datetime | None = None) -> list[HumanItem]:
+               fetched_at: datetime | None = None) -> FeedPage:
     """The entries of one RSS 2.0 / RSS 1.0 / Atom feed, newest first as the feed has them.
 
     ``feed`` is the configured name (the item's source is ``news:<feed>``), ``url`` where
     it came from (relative links resolve against it; errors name it)."""
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    except ValueError as exc:  # its loose parser's chr() on a character reference past U+10FFFF
+        raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not readable ({exc})") from None
     entries = _raw(parsed, "entries") or []
-    items = _read_entries(entries, feed, _raw(parsed, "feed") or {}, fetched_at)
-    if not items:
+    page = _read_entries(entries, feed, _raw(parsed, "feed") or {}, fetched_at)
+    if not page.items:
         # A defect with nothing readable (a truncated body, an HTML error page) is an error;
         # a sound feed with no entries is just empty.
         if not _raw(parsed, "version"):
@@ -189,19 +213,24 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
                 source_name(feed), safe_url(url),
                 f"feed {feed!r} is not readable XML ({problem.__class__.__name__}: {problem})",
             )
-    return items
+    return page
 
 
-def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_at: datetime | None) -> list[HumanItem]:
+def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_at: datetime | None) -> FeedPage:
     feed_date = _first_date(channel, ("updated", "published"))
     fallback = (fetched_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     items: dict[str, HumanItem] = {}
+    dropped: Counter[str] = Counter()
     for entry in entries:
         link = (_raw(entry, "link") or "").strip()
         guid = (_raw(entry, "id") or "").strip()
         key = canonical_link(link or guid)
         if not key:
-            continue  # nothing to key it by: it cannot be upserted
+            dropped[NO_KEY] += 1
+            continue
+        if key in items:  # a feed that repeats an entry: the first (newest) wins
+            dropped[REPEATED] += 1
+            continue
         title = _detail_text(entry, "title")
         text = _body(entry)
         published = _first_date(entry, ("published", "updated"))
@@ -217,7 +246,7 @@ def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_
             external_id=key,
             title=title,
             text=text,
-            url=link if _is_url(link) else (guid if _is_url(guid) else link),
+            url=next((candidate for candidate in (link, guid) if _is_url(candidate)), ""),
             author=author,
             published_at=published,
             currencies=tuple(extract_coins(f"{title}\n{text}\n{tags}")),
@@ -226,8 +255,8 @@ def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_
             kind="article",
             undated=undated,
         )
-        items.setdefault(key, item)  # a feed that repeats an entry: the first (newest) wins
-    return list(items.values())
+        items[key] = item
+    return FeedPage(list(items.values()), dict(dropped))
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -235,9 +264,11 @@ def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_
 
 @dataclass(frozen=True)
 class NewsFetch:
-    """What one round over the feeds brought: items per feed, and the feeds that failed."""
+    """What one round over the feeds brought: items per feed, the entries each left out
+    (only feeds that left some out), and the feeds that failed."""
 
     items: dict[str, list[HumanItem]] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: dict[str, SourceError] = field(default_factory=dict)
 
     @property
@@ -286,7 +317,7 @@ class NewsFeeds:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return base, path
 
-    def fetch(self, name: str, *, fetched_at: datetime | None = None) -> list[HumanItem]:
+    def fetch(self, name: str, *, fetched_at: datetime | None = None) -> FeedPage:
         """One feed's entries; a ``SourceError`` when it cannot be fetched or read."""
         url = self.feeds[name]
         base, path = self._split(url)
@@ -303,7 +334,11 @@ class NewsFeeds:
         result = NewsFetch()
         for name in names if names is not None else self.feeds:
             try:
-                result.items[name] = self.fetch(name, fetched_at=fetched_at)
+                page = self.fetch(name, fetched_at=fetched_at)
             except SourceError as exc:
                 result.errors[name] = exc
+                continue
+            result.items[name] = page.items
+            if page.dropped:
+                result.dropped[name] = page.dropped
         return result

@@ -23,7 +23,10 @@ def parse_utc(value: str) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # "9999-12-31T23:59:59-23:59" is past year 9999 in UTC
+        return None
 
 
 class Payload:
@@ -56,7 +59,10 @@ class Payload:
         if isinstance(value, bool):  # bool is an int in Python, but never a price or an amount
             raise self.fail(f"{where} is a boolean, not a number")
         if isinstance(value, (int, float)):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # a JSON integer past float's range
+                raise self.fail(f"{where} is too large") from None
         elif isinstance(value, str):
             try:
                 number = float(value.strip())

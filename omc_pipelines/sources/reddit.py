@@ -36,6 +36,7 @@ Reading a post (``data.children[].data`` of a ``t3`` child):
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -102,10 +103,17 @@ class _Payload(Payload):
     """Reddit's readers on top of the shared ones."""
 
     def json_number(self, value: Any, where: str) -> float:
-        """Stricter than the shared ``number``: Reddit sends real JSON numbers, never strings."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        """Stricter than the shared ``number``: Reddit sends real JSON numbers, never strings,
+        and finite ones (a score of infinity would break ``int()``)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(f"{where} is {value!r}, not a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past float's range
+            raise self.fail(f"{where} is too large") from None
+        if not math.isfinite(number):
+            raise self.fail(f"{where} is {value!r}, not a number")
+        return number
 
 
 def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> HumanItem:
@@ -113,10 +121,10 @@ def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> Hu
     p = _Payload(SOURCE, url)
     if not isinstance(data, dict):
         raise p.fail(f"{where} is not an object")
-    post_id = p.text_or_empty(p.field(data, "id", where), f"{where}.id")
+    post_id = p.text_or_empty(p.field(data, "id", where), f"{where}.id").strip()
     if not post_id:
         raise p.fail(f"{where}.id is empty")
-    name = p.text_or_empty(data.get("name"), f"{where}.name") or f"t3_{post_id}"
+    name = p.text_or_empty(data.get("name"), f"{where}.name").strip() or f"t3_{post_id}"  # " " is no key
     title = squash(p.text_or_empty(p.field(data, "title", where), f"{where}.title"))
     selftext = p.text_or_empty(data.get("selftext"), f"{where}.selftext").strip()
     if selftext in _GONE:

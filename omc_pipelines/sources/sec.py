@@ -21,6 +21,7 @@ EDGAR's manners, which the client keeps:
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import threading
 import time
@@ -185,7 +186,10 @@ def _read_acceptance(value: str) -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    return datetime.fromisoformat(text)
+    parsed = datetime.fromisoformat(text)
+    if not 1 < parsed.year < 9999:  # read in New York or in UTC, it would leave datetime's range
+        raise ValueError(f"{value!r} is out of range")
+    return parsed
 
 
 def _within_edgar_hours(instant: datetime, filing_date: date) -> bool:
@@ -518,8 +522,11 @@ def _number(text: str) -> Decimal:
     return Decimal(text.replace(",", ""))
 
 
-def _usd(amount: str, unit: str | None) -> float:
-    return float(_number(amount) * _SCALE[(unit or "").lower()])
+def _amount(text: str, unit: str | None = None) -> float | None:
+    """A number as filed ("1,234.5", scaled by "million" and the like), or None past float's
+    range: no filing means a figure of 400 digits, and an infinite one would poison the ledger."""
+    value = float(_number(text) * _SCALE[(unit or "").lower()])
+    return value if math.isfinite(value) else None
 
 
 def _us_date(text: str) -> date | None:
@@ -542,13 +549,16 @@ def _prose_purchase(text: str) -> BitcoinPurchase | None:
         money = _FOR_MONEY.search(sentence)
         if not money:
             continue
+        btc, usd = _amount(match["btc"]), _amount(money["usd"], money["usd_unit"])
+        if btc is None or usd is None:
+            continue
         average = _PER_BITCOIN.search(sentence, money.end())
         holdings = _holdings(text[match.end():])
         period = _PERIOD.search(text[max(0, match.start() - 300): match.start()])
         return BitcoinPurchase(
-            btc_amount=float(_number(match["btc"])),
-            aggregate_usd=_usd(money["usd"], money["usd_unit"]),
-            average_price_usd=float(_number(average["avg"])) if average else None,
+            btc_amount=btc,
+            aggregate_usd=usd,
+            average_price_usd=_amount(average["avg"]) if average else None,
             period_start=_us_date(period["start"]) if period else None,
             period_end=_us_date(period["end"]) if period else None,
             **holdings,
@@ -562,9 +572,9 @@ def _holdings(text: str) -> dict[str, float | None]:
     if match:
         sentence = _sentence_from(text, match.end())
         cost, average = _AGGREGATE_PRICE.search(sentence), _PER_BITCOIN.search(sentence)
-        found["holdings_btc"] = float(_number(match["btc"]))
-        found["holdings_cost_usd"] = _usd(cost["usd"], cost["usd_unit"]) if cost else None
-        found["holdings_average_usd"] = float(_number(average["avg"])) if average else None
+        found["holdings_btc"] = _amount(match["btc"])
+        found["holdings_cost_usd"] = _amount(cost["usd"], cost["usd_unit"]) if cost else None
+        found["holdings_average_usd"] = _amount(average["avg"]) if average else None
     return found
 
 
@@ -595,16 +605,14 @@ def _table_purchase(tables: Sequence[Sequence[Sequence[str]]], text: str) -> Bit
                         unit = in_unit[1][:-1].lower()  # "(in millions)" -> "million"
                     if "holdings" in h:
                         holdings_side = True
-                        purchase["holdings_btc"] = float(_number(value["n"]))
+                        purchase["holdings_btc"] = _amount(value["n"])
                     elif "acquired" in h:
-                        purchase["btc_amount"] = float(_number(value["n"]))
+                        purchase["btc_amount"] = _amount(value["n"])
                     elif "aggregate purchase price" in h:
-                        purchase["holdings_cost_usd" if holdings_side else "aggregate_usd"] = _usd(value["n"], unit)
+                        purchase["holdings_cost_usd" if holdings_side else "aggregate_usd"] = _amount(value["n"], unit)
                     elif "average purchase price" in h:
-                        purchase["holdings_average_usd" if holdings_side else "average_price_usd"] = float(
-                            _number(value["n"])
-                        )
-                if "btc_amount" not in purchase or "aggregate_usd" not in purchase:
+                        purchase["holdings_average_usd" if holdings_side else "average_price_usd"] = _amount(value["n"])
+                if purchase.get("btc_amount") is None or purchase.get("aggregate_usd") is None:
                     continue
                 period = _PERIOD.search(text)
                 return BitcoinPurchase(
@@ -718,9 +726,12 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
         if text is None:
             return None
         try:
-            return float(_number(text))
+            value = float(_number(text))
         except InvalidOperation:
             raise p.fail(f"{where} is {text!r}, not a number") from None
+        if not math.isfinite(value):  # Decimal reads "NaN", "Infinity" and "1e999999"
+            raise p.fail(f"{where} is {text!r}, not a finite number")
+        return value
 
     def notes(ids: Iterable[str], where: str) -> list[str]:
         texts = []
@@ -733,20 +744,22 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
     issuer = root.find("issuer")
     if issuer is None:
         raise p.fail("ownershipDocument has no issuer")
-    issuer_cik = required(issuer, "issuerCik", "issuer")
-    if not issuer_cik.isdigit():
-        raise p.fail(f"issuer.issuerCik is {issuer_cik!r}, not a CIK")
+    def cik(value: str, where: str) -> str:
+        try:
+            return normalise_cik(value)  # up to 10 digits: "00000000000" is not one
+        except ValueError:
+            raise p.fail(f"{where} is {value!r}, not a CIK") from None
+
+    issuer_cik = cik(required(issuer, "issuerCik", "issuer"), "issuer.issuerCik")
 
     owners = []
     for i, element in enumerate(root.iterfind("reportingOwner")):
         where = f"reportingOwner[{i}]"
-        owner_cik = required(element, "reportingOwnerId/rptOwnerCik", where)
-        if not owner_cik.isdigit():
-            raise p.fail(f"{where}.rptOwnerCik is {owner_cik!r}, not a CIK")
+        owner_cik = cik(required(element, "reportingOwnerId/rptOwnerCik", where), f"{where}.rptOwnerCik")
         relation = element.find("reportingOwnerRelationship")
         owners.append(
             Owner(
-                cik=owner_cik.zfill(10),
+                cik=owner_cik,
                 name=required(element, "reportingOwnerId/rptOwnerName", where),
                 is_director=_flag(_child_text(relation, "isDirector")),
                 is_officer=_flag(_child_text(relation, "isOfficer")),
@@ -774,6 +787,7 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
             price_notes = notes(_footnote_ids(price_element), where)
             stated = [m for note in price_notes for m in _WEIGHTED_AVERAGE.finditer(note)]
             ranges = [m for note in price_notes for m in _RANGE.finditer(note)]
+            low, high = (_amount(ranges[0]["low"]), _amount(ranges[0]["high"])) if len(ranges) == 1 else (None, None)
             direction = required(element, "transactionAmounts/transactionAcquiredDisposedCode", where).upper()
             if direction not in ("A", "D"):
                 raise p.fail(f"{where}.transactionAcquiredDisposedCode is {direction!r}, not A or D")
@@ -792,15 +806,14 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
                     footnotes=notes(_footnote_ids(element), where),
                     derivative=derivative,
                     direct_or_indirect=_child_text(element, "ownershipNature/directOrIndirectOwnership"),
-                    footnote_price=float(_number(stated[0]["n"])) if len(stated) == 1 else None,
-                    price_range=(float(_number(ranges[0]["low"])), float(_number(ranges[0]["high"])))
-                    if len(ranges) == 1 else None,
+                    footnote_price=_amount(stated[0]["n"]) if len(stated) == 1 else None,
+                    price_range=(low, high) if low is not None and high is not None else None,
                 )
             )
 
     period = _child_text(root, "periodOfReport")
     return Form4(
-        issuer_cik=issuer_cik.zfill(10),
+        issuer_cik=issuer_cik,
         issuer_name=required(issuer, "issuerName", "issuer"),
         issuer_symbol=_child_text(issuer, "issuerTradingSymbol") or "",
         owners=owners,
