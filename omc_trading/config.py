@@ -33,6 +33,8 @@ class TradingConfig:
     take_profit_pct: Decimal = Decimal("20")
     stop_loss_pct: Decimal = Decimal("10")
     max_holding: timedelta = timedelta(days=7)
+    # An exit refused (the kill switch) or unfilled (no quote) is tried again after this pause.
+    exit_retry_pause: timedelta = timedelta(minutes=15)
     # Risk limits (AUD at cost, fees included; a day is a UTC day).
     max_order_aud: Decimal = Decimal("250")
     max_daily_spend_aud: Decimal = Decimal("1000")

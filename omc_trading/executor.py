@@ -27,7 +27,7 @@ from omc_trading.controls import lock_book
 from omc_trading.positions import book_fill, holdings, unrealized
 from omc_trading.risk import Book, decide
 from omc_trading.clock import utc_day
-from omc_trading.strategy import Signal
+from omc_trading.strategy import Signal, exit_prefix
 from omc_trading.tables import orders, realized, signals
 from omc_trading.text import coin_amount, duration
 
@@ -84,11 +84,18 @@ def read_book(conn: sa.Connection, mode: Mode, config: TradingConfig, now: datet
     last_buys = conn.execute(sa.select(orders.c.coin, sa.func.max(orders.c.requested_at)).where(*live_buys)
                              .group_by(orders.c.coin)).all()
     open_pnl, unpriced = unrealized(held, prices)
+    exit_attempts = {}
+    for coin, holding in held.items():
+        prefix = exit_prefix(mode, coin, holding.opened_at)
+        tried, last = conn.execute(sa.select(sa.func.count(), sa.func.max(signals.c.created_at))
+                                   .where(signals.c.signal_key.startswith(prefix, autoescape=True))).one()
+        if tried:
+            exit_attempts[coin] = (tried, last)
     return Book(
         mode=mode, now=now, kill_switch=controls.read(conn, config), holdings=held,
         pending_buys=pending_buys, pending_sells=pending_sells, spent_today=sum(spent, Decimal(0)),
         realized_today=sum(closed, Decimal(0)), unrealized=open_pnl, unpriced=tuple(unpriced),
-        last_buy_at=dict(last_buys), aud_balance=aud_balance,
+        last_buy_at=dict(last_buys), aud_balance=aud_balance, exit_attempts=exit_attempts,
     )
 
 

@@ -33,6 +33,8 @@ class Book:
     unrealized: Decimal = Decimal(0)
     unpriced: tuple[str, ...] = ()  # held coins without a price, counted at cost
     last_buy_at: dict[str, datetime] = field(default_factory=dict)
+    # Exit signals recorded for each open position: how many, and when the last was.
+    exit_attempts: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     aud_balance: Decimal | None = None  # the broker's available AUD; None when not read
 
     def exposure(self, coin: str) -> Decimal:

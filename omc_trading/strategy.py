@@ -54,8 +54,13 @@ def event_key(mode: Mode, event: Catalyst, action: str, coin: str | None) -> str
     return "|".join((mode, event.event_type, event.source, event.external_id, action, coin or "-"))
 
 
-def exit_key(mode: Mode, coin: str, opened_at: datetime) -> str:
+def exit_prefix(mode: Mode, coin: str, opened_at: datetime) -> str:
+    """What every exit attempt of one position shares: the position is its coin and opening time."""
     return "|".join((mode, "exit", coin, opened_at.isoformat()))
+
+
+def exit_key(mode: Mode, coin: str, opened_at: datetime, attempt: int = 1) -> str:
+    return f"{exit_prefix(mode, coin, opened_at)}|{attempt}"
 
 
 def _coins(currencies: Sequence[str]) -> list[str]:
@@ -123,12 +128,20 @@ def event_signals(
 
 
 def exit_signals(
-    held: Mapping[str, Holding], prices: Mapping[str, Quote], config: TradingConfig, mode: Mode, now: datetime
+    held: Mapping[str, Holding], prices: Mapping[str, Quote], config: TradingConfig, mode: Mode, now: datetime,
+    attempts: Mapping[str, tuple[int, datetime]] | None = None,
 ) -> list[Signal]:
     """A sell of the whole position for each holding that reached its take-profit, its stop-loss
-    or its maximum holding time. Gain and loss are judged only on a fresh bid."""
+    or its maximum holding time. Gain and loss are judged only on a fresh bid.
+
+    ``attempts`` holds, per coin, the exit signals already recorded for the open position and
+    when the last was: an exit refused (the kill switch) or that did not fill (no quote) is
+    tried again, at most once per ``exit_retry_pause``, under the next attempt's key."""
     result = []
     for coin, holding in held.items():
+        tried, last_try = (attempts or {}).get(coin, (0, None))
+        if last_try is not None and now - last_try < config.exit_retry_pause:
+            continue
         quote = prices.get(coin)
         fresh = quote is not None and now - quote.at <= config.max_quote_age
         value = market_value(holding, quote) if fresh else None
@@ -146,6 +159,8 @@ def exit_signals(
             why = (f"max holding time: {coin} held for {duration(held_for)} since "
                    f"{holding.opened_at:%Y-%m-%d %H:%M} UTC (max_holding {duration(config.max_holding)})")
         if why is not None:
-            result.append(Signal(key=exit_key(mode, coin, holding.opened_at), mode=mode, strategy="exit",
+            if tried:
+                why += f"; attempt {tried + 1}: the earlier exit did not sell"
+            result.append(Signal(key=exit_key(mode, coin, holding.opened_at, tried + 1), mode=mode, strategy="exit",
                                  action="sell", coin=coin, reason=why, coin_amount=holding.coin_amount))
     return result

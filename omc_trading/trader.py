@@ -92,7 +92,7 @@ class Trader:
         def exits(book):
             # A coin already being sold (a delisting) needs no exit on top.
             unsold = {c: h for c, h in book.holdings.items() if c not in book.pending_sells}
-            return exit_signals(unsold, prices, self.config, self.mode, now)
+            return exit_signals(unsold, prices, self.config, self.mode, now, book.exit_attempts)
 
         recorded = executor.record(self.engine, self.config, self.mode, now, prices, None, exits)
         return SignalReport(self.mode, self.kill_switch().describe(), recorded)

@@ -80,6 +80,29 @@ def test_the_kill_switch_forced_by_configuration_blocks_sells_too(engine, clock,
         controls.halt(engine, " ", by="ops")
 
 
+def test_an_exit_refused_by_the_kill_switch_is_tried_again_after_resume(engine, clock, quotes):
+    """A stop-loss refused while trading was halted must still sell once trading resumes."""
+    trader, broker = paper_trader(engine, clock, quotes)
+    run(trader, [listing("1", "SOL")])
+    clock.advance(minutes=5)
+    quotes.set("sol", bid="50.00", ask="51.00")  # far past the stop-loss
+    controls.halt(engine, "exchange incident", by="ops", now=clock())
+    halted = run(trader)
+    assert [(s.action, s.decision) for s in halted["exits"].signals] == [("sell", "refused")]
+    clock.advance(minutes=1)
+    assert run(trader)["exits"].signals == []  # not every minute: once per exit_retry_pause
+    controls.resume(engine, by="ops", now=clock())
+    clock.advance(minutes=15)
+    quotes.set("sol", bid="50.00", ask="51.00")  # a fresh quote, still past the stop-loss
+    resumed = run(trader)
+    [exit_] = resumed["exits"].signals
+    assert exit_.decision == "accepted" and exit_.key.endswith("|2") and "attempt 2" in exit_.reason
+    assert states(engine) == [("sol", "filled"), ("sol", "filled")]
+    assert rows(engine, "trading_lots")[0]["closed_at"] is not None
+    clock.advance(minutes=30)
+    assert run(trader)["exits"].signals == []  # the position is closed: nothing more to exit
+
+
 # --- never twice ---------------------------------------------------------------------------
 
 def test_a_timeout_after_sending_is_marked_unknown_reconciled_to_filled_and_never_resent(engine, clock, quotes):

@@ -136,7 +136,7 @@ def test_exits_on_gain_or_loss_judged_on_a_fresh_bid(bid, at, says):
     signals = exit_signals(HELD, {"sol": quote(bid, at)}, CONFIG, "paper", T0)
     assert [s.reason.split(" (")[0] for s in signals] == ([says] if says else [])
     if says:
-        assert signals[0].key == "paper|exit|sol|2026-03-01T03:00:00+00:00"
+        assert signals[0].key == "paper|exit|sol|2026-03-01T03:00:00+00:00|1"  # the first attempt
         assert signals[0].coin_amount == Decimal("1")
 
 
