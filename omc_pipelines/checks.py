@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
 
 from omc_pipelines.db.models import (
-    Candle, CatalystEvent, ChainTvl, CoinSentimentDaily, HumanItem, PriceSnapshot, ProtocolFees, ProtocolSnapshot,
-    StablecoinSupply, Trade,
+    EVENT_RULES, SYMBOL, Candle, CatalystEvent, ChainTvl, CoinSentimentDaily, HumanItem, PriceSnapshot, ProtocolFees,
+    ProtocolSnapshot, StablecoinSupply, Trade,
 )
 from omc_pipelines.ledgers import catalyst, exchange, glass, human
 from omc_pipelines.resources import LedgerDatabase
@@ -128,55 +127,37 @@ def candles_consistent(ledger_db: LedgerDatabase) -> AssetCheckResult:
     )
 
 
-# Published after we saw it, beyond this much clock skew, means a wrong time zone.
-CLOCK_SKEW = timedelta(minutes=5)
-SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
+CATALYST_CHECK_DESCRIPTIONS = {
+    "events_have_source_ids": "Every event has the id its source gave it.",
+    "no_events_from_the_future": "No event was published after it was detected (a time-zone error shows up here).",
+    "currencies_are_symbols": "Every currency is a coin symbol; symbols the registry does not know yet are listed.",
+    "impact_in_range": "Every impact score is 1 to 10.",
+}
 
 
 def catalyst_checks(asset, source: str) -> list[AssetChecksDefinition]:
-    """What must hold of a catalyst source's events before anything trades on them."""
-    e = CatalystEvent
-    mine = e.source == source
+    """What must hold of a catalyst source's events before anything trades on them: the rules
+    of ``EVENT_RULES``, which the trading side applies to each event it reads too."""
 
-    @asset_check(asset=asset, name="events_have_source_ids", blocking=True,
-                 description="Every event has the id its source gave it.")
-    def ids(ledger_db: LedgerDatabase) -> AssetCheckResult:
-        with ledger_db.engine().connect() as conn:
-            bad = conn.execute(sa.select(sa.func.count()).where(
-                mine, sa.or_(e.external_id.is_(None), sa.func.trim(e.external_id) == ""))).scalar_one()
-        return AssetCheckResult(passed=bad == 0, metadata={"without_id": bad})
+    def build(name: str, rule) -> AssetChecksDefinition:
+        @asset_check(asset=asset, name=name, blocking=True, description=CATALYST_CHECK_DESCRIPTIONS[name])
+        def _check(context, ledger_db: LedgerDatabase) -> AssetCheckResult:
+            # The events this run wrote: one bad row must not block every later run (and trading).
+            collected_at = written_by_latest_run(context, asset)
+            with ledger_db.engine().connect() as conn:
+                events = conn.execute(sa.select(CatalystEvent).where(
+                    CatalystEvent.source == source, CatalystEvent.collected_at == collected_at)).all()
+            bad = [(e.external_id, problem) for e in events if (problem := rule(e))]
+            metadata = {"checked": len(events), "failing": len(bad),
+                        "examples": [f"{event_id}: {problem}" for event_id, problem in bad[:5]]}
+            if name == "currencies_are_symbols":
+                symbols = {c for e in events for c in e.currencies if SYMBOL.match(c)}
+                metadata["not_in_registry"] = sorted(c for c in symbols if not is_known(c))
+            return AssetCheckResult(passed=not bad, metadata=metadata)
 
-    @asset_check(asset=asset, name="no_events_from_the_future", blocking=True,
-                 description="No event was published after it was detected (a time-zone error shows up here).")
-    def future(ledger_db: LedgerDatabase) -> AssetCheckResult:
-        with ledger_db.engine().connect() as conn:
-            events = conn.execute(sa.select(e.external_id, e.published_at, e.detected_at).where(mine)).all()
-        bad = [r for r in events if r.published_at > r.detected_at + CLOCK_SKEW]
-        return AssetCheckResult(
-            passed=not bad,
-            metadata={"from_the_future": len(bad), "examples": [f"{r.external_id}: {r.published_at} > {r.detected_at}" for r in bad[:5]]},
-        )
+        return _check
 
-    @asset_check(asset=asset, name="currencies_are_symbols", blocking=True,
-                 description="Every currency is a coin symbol; symbols the registry does not know yet are listed.")
-    def currencies(ledger_db: LedgerDatabase) -> AssetCheckResult:
-        with ledger_db.engine().connect() as conn:
-            lists = conn.execute(sa.select(e.currencies).where(mine)).scalars().all()
-        symbols = {c for currencies in lists for c in currencies}
-        malformed = sorted(c for c in symbols if not SYMBOL.match(c))
-        return AssetCheckResult(
-            passed=not malformed,
-            metadata={"malformed": malformed, "not_in_registry": sorted(c for c in symbols - set(malformed) if not is_known(c))},
-        )
-
-    @asset_check(asset=asset, name="impact_in_range", blocking=True, description="Every impact score is 1 to 10.")
-    def impact(ledger_db: LedgerDatabase) -> AssetCheckResult:
-        with ledger_db.engine().connect() as conn:
-            bad = conn.execute(sa.select(sa.func.count()).where(
-                mine, sa.or_(e.impact_score < 1, e.impact_score > 10))).scalar_one()
-        return AssetCheckResult(passed=bad == 0, metadata={"out_of_range": bad})
-
-    return [ids, future, currencies, impact]
+    return [build(name, rule) for name, rule in EVENT_RULES.items()]
 
 
 def tvl_not_negative(asset, column) -> AssetChecksDefinition:

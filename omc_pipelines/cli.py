@@ -144,6 +144,45 @@ def db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def trading(args: argparse.Namespace) -> int:
+    """The kill switch and what trading is doing: halt, resume, status."""
+    import getpass
+
+    import sqlalchemy as sa
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import ready_engine
+    from omc_pipelines.definitions import build_resources
+    from omc_trading import controls
+    from omc_trading.tables import orders, positions
+
+    config = settings.load()
+    engine = ready_engine(config.ledger_database_url, auto_migrate=not config.database_url_from_env)
+    who = getpass.getuser()
+    if args.trading_command == "halt":
+        controls.halt(engine, args.reason, by=who)
+        print(f"halted by {who}: {args.reason}. Every order is refused until `omc trading resume`.")
+        return 0
+    if args.trading_command == "resume":
+        controls.resume(engine, by=who)
+        print(f"resumed by {who}." + (" OMC_KILL_SWITCH=on still refuses every order." if config.kill_switch == "on" else ""))
+        return 0
+    resource = build_resources(config)["trading"]
+    trading_config = resource.config()
+    mode = resource.mode(trading_config)
+    print(controls.status(engine, trading_config).describe())
+    print(f"mode: {mode.mode} ({mode.reason})")
+    with engine.connect() as conn:
+        held = conn.execute(sa.select(positions).where(positions.c.mode == mode.mode).order_by(positions.c.coin)).all()
+        waiting = conn.execute(sa.select(orders.c.state, sa.func.count()).where(
+            orders.c.mode == mode.mode, orders.c.state.in_(("intent", "sent", "unknown"))).group_by(orders.c.state)).all()
+    print(f"open positions: {len(held)}")
+    for p in held:
+        print(f"  {p.coin:<8} {p.coin_amount} at cost {p.cost_aud} AUD, unrealized {p.unrealized_pnl_aud} AUD")
+    print("orders not settled: " + (", ".join(f"{n} {state}" for state, n in waiting) or "none"))
+    return 0
+
+
 def sandbox(args: argparse.Namespace) -> int:
     from omc_pipelines.sandbox import Sandbox
 
@@ -172,6 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     p = db.add_parser("upgrade", help="migrate OMC_DATABASE_URL to the newest schema")
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(func=db_upgrade)
+    p = commands.add_parser("trading", help="the kill switch (halt, resume) and the state of trading (status)")
+    kill = p.add_subparsers(dest="trading_command", required=True)
+    p = kill.add_parser("halt", help="refuse every order, sells included, until resumed (kept in the database)")
+    p.add_argument("--reason", required=True, help="why: shown with every refused signal")
+    p.set_defaults(func=trading)
+    p = kill.add_parser("resume", help="allow orders again")
+    p.set_defaults(func=trading)
+    p = kill.add_parser("status", help="the kill switch, the mode and why, open positions, unsettled orders")
+    p.set_defaults(func=trading)
     p = commands.add_parser("sandbox", help="serve every source offline")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=sandbox)

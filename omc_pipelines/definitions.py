@@ -8,11 +8,12 @@ import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, exchange, glass, human
+from omc_pipelines.ledgers import catalyst, exchange, glass, human, trading
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
-    RedditResource, SecResource,
+    RedditResource, SecResource, TradingResource,
 )
+from omc_pipelines.trading_bridge import TRADING_RULES
 
 
 def build_resources(config: settings.Settings) -> dict:
@@ -82,7 +83,26 @@ def build_resources(config: settings.Settings) -> dict:
             timeout=config.http_timeout,
             retries=config.http_retries,
         ),
+        "trading": TradingResource(
+            rules={settings.env_name(name): _as_setting(getattr(config, name)) for name in TRADING_RULES
+                   if getattr(config, name) is not None},
+            coinspot_url=config.coinspot_url,
+            api_key=secret("coinspot_api_key"),
+            api_secret=secret("coinspot_api_secret"),
+            readonly_key=secret("coinspot_readonly_key"),
+            readonly_secret=secret("coinspot_readonly_secret"),
+            timeout=config.http_timeout,
+        ),
     }
+
+
+def _as_setting(value) -> str:
+    """A setting's value as its variable would spell it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
 
 
 ASSETS = [
@@ -90,6 +110,7 @@ ASSETS = [
     catalyst.coinspot_announcements, catalyst.sec_filings,
     *glass.ASSETS,
     *human.ASSETS,
+    *trading.ASSETS,
 ]
 
 

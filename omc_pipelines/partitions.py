@@ -18,18 +18,21 @@ def hourly(start: str) -> HourlyPartitionsDefinition:
     return HourlyPartitionsDefinition(start_date=start, timezone="UTC")
 
 
-def daily(start: str) -> DailyPartitionsDefinition:
-    """UTC days from ``start``: chain TVL, daily sentiment, daily P&L."""
-    return DailyPartitionsDefinition(start_date=start, timezone="UTC")
+def daily(start: str, *, today: bool = False) -> DailyPartitionsDefinition:
+    """UTC days from ``start``: chain TVL, daily sentiment; with ``today`` the day under way
+    is a partition too (the daily P&L, refreshed while the day runs)."""
+    return DailyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1 if today else 0)
 
 
 HOURLY = hourly(Settings.model_fields["candles_start"].default)
 DAILY = daily(Settings.model_fields["daily_start"].default)
+DAILY_OPEN = daily(Settings.model_fields["daily_start"].default, today=True)
 
 
 def configured(assets: Sequence[AssetsDefinition], config: Settings) -> list[AssetsDefinition]:
     """``assets`` with the default partitions replaced by the configured ones."""
-    replacements = {HOURLY: hourly(config.candles_start), DAILY: daily(config.daily_start)}
+    replacements = {HOURLY: hourly(config.candles_start), DAILY: daily(config.daily_start),
+                    DAILY_OPEN: daily(config.daily_start, today=True)}
 
     def redate(spec):
         if spec.partitions_def in replacements:

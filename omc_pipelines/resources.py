@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from dagster import ConfigurableResource
 
+from omc_pipelines import settings
 from omc_pipelines.db import ready_engine
 from omc_pipelines.settings import parse_feeds
 from omc_pipelines.sources.announcements import CoinSpotAnnouncements
@@ -19,6 +20,11 @@ from omc_pipelines.sources.http import HttpSource
 from omc_pipelines.sources.news import NewsFeeds
 from omc_pipelines.sources.reddit import RedditClient
 from omc_pipelines.sources.sec import SecEdgar
+from omc_pipelines.trading_bridge import trading_config
+from omc_trading.broker import Broker, QuoteSource
+from omc_trading.coinspot import CoinSpotClient, CoinSpotLiveBroker
+from omc_trading.config import ModeDecision, TradingConfig, effective_mode
+from omc_trading.paper import PaperBroker
 
 
 class LedgerDatabase(ConfigurableResource):
@@ -168,3 +174,37 @@ class RedditResource(ConfigurableResource):
     def client(self) -> RedditClient:
         return RedditClient.create(self.base_url, self.auth_url, self.client_id, self.client_secret, self.username,
                                    timeout=self.timeout, retries=self.retries, backoff=self.backoff)
+
+
+class TradingResource(ConfigurableResource):
+    """The trading side: its rules (the OMC_* trading settings, shown here by name) and
+    CoinSpot's private keys (EnvVars: the UI shows the variables' names, never the keys).
+
+    Live trading needs OMC_TRADING_MODE=live AND OMC_TRADING_LIVE_CONFIRM=yes AND both key
+    pairs; anything less trades on paper, and the mode's reason says what is missing."""
+
+    rules: dict[str, str] = {}
+    coinspot_url: str = "https://www.coinspot.com.au"
+    api_key: str | None = None
+    api_secret: str | None = None
+    readonly_key: str | None = None
+    readonly_secret: str | None = None
+    # An order is sent once and never retried; this bounds how long its answer is awaited.
+    timeout: float = 10.0
+
+    def config(self) -> TradingConfig:
+        return trading_config(settings.load(self.rules))
+
+    def mode(self, config: TradingConfig) -> ModeDecision:
+        return effective_mode(config, trading_keys=bool(self.api_key and self.api_secret),
+                              read_only_keys=bool(self.readonly_key and self.readonly_secret))
+
+    def broker(self, engine: sa.Engine, quotes: QuoteSource, config: TradingConfig) -> tuple[Broker, ModeDecision]:
+        """The broker of the effective mode, and why that mode."""
+        decision = self.mode(config)
+        if decision.mode != "live":
+            return PaperBroker(engine, quotes, config), decision
+        trading = CoinSpotClient(self.coinspot_url, self.api_key, self.api_secret, engine, timeout=self.timeout)
+        read_only = CoinSpotClient(self.coinspot_url, self.readonly_key, self.readonly_secret, engine,
+                                   timeout=self.timeout)
+        return CoinSpotLiveBroker(trading, read_only, quotes, fee_rate=config.fee_rate), decision

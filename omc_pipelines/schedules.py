@@ -16,7 +16,7 @@ from dagster import (
     schedule,
 )
 
-from omc_pipelines.ledgers import exchange, glass, human
+from omc_pipelines.ledgers import exchange, glass, human, trading
 
 exchange_market_data_job = define_asset_job(
     "exchange_market_data",
@@ -35,6 +35,13 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
               DagsterRunStatus.STARTED]
 
 
+def _still_running(context: ScheduleEvaluationContext, job_name: str) -> SkipReason | None:
+    """A slow source must not pile minutely runs up behind each other: while one is queued or
+    running, the next minutes are skipped (and say so), not queued."""
+    unfinished = context.instance.get_runs(RunsFilter(job_name=job_name, statuses=UNFINISHED), limit=1)
+    return SkipReason(f"run {unfinished[0].run_id} of {job_name} has not finished yet") if unfinished else None
+
+
 @schedule(
     job=exchange_market_data_job,
     cron_schedule="* * * * *",
@@ -43,12 +50,9 @@ UNFINISHED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunS
     description="Every minute: a price snapshot and the recent trades.",
 )
 def exchange_every_minute(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
-    # A slow CoinSpot must not pile minutely runs up behind each other: while one is
-    # queued or running, the next minutes are skipped (and say so), not queued.
-    unfinished = context.instance.get_runs(
-        RunsFilter(job_name=exchange_market_data_job.name, statuses=UNFINISHED), limit=1)
-    if unfinished:
-        return SkipReason(f"run {unfinished[0].run_id} of {exchange_market_data_job.name} has not finished yet")
+    busy = _still_running(context, exchange_market_data_job.name)
+    if busy:
+        return busy
     tick = context.scheduled_execution_time.isoformat()
     # The tick names the run and the observation: a tick run twice writes one snapshot.
     return RunRequest(run_key=tick, tags={exchange.OBSERVED_AT_TAG: tick})
@@ -102,7 +106,30 @@ human_daily_sentiment_schedule = build_schedule_from_partitioned_job(
     human_sentiment_job, hour_of_day=0, minute_of_hour=20, default_status=DefaultScheduleStatus.RUNNING,
 )
 
+trading_job = define_asset_job(
+    "trading",
+    selection=AssetSelection.assets(*trading.ASSETS),
+    description="The trading assets alone: reconcile orders of unknown outcome, exits (take-profit, stop-loss, "
+    "max holding), positions and today's P&L. Launch it by hand with a day's partition to recompute that day.",
+)
+
+
+@schedule(
+    job=trading_job,
+    cron_schedule="* * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every minute: reconciliation, exits against the newest prices, positions, today's P&L.",
+)
+def trading_every_minute(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    busy = _still_running(context, trading_job.name)
+    if busy:
+        return busy
+    tick = context.scheduled_execution_time
+    return RunRequest(run_key=f"trading-{tick.isoformat()}", partition_key=f"{tick:%Y-%m-%d}")
+
+
 ALL_JOBS = [exchange_market_data_job, exchange_candles_job, glass_chain_tvl_job, glass_snapshots_job,
-            human_items_job, human_sentiment_job]
+            human_items_job, human_sentiment_job, trading_job]
 ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule, glass_chain_tvl_schedule,
-                 glass_hourly_snapshots, human_every_15_minutes, human_daily_sentiment_schedule]
+                 glass_hourly_snapshots, human_every_15_minutes, human_daily_sentiment_schedule, trading_every_minute]

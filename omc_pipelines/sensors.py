@@ -34,7 +34,7 @@ from dagster import (
     sensor,
 )
 
-from omc_pipelines.ledgers import catalyst
+from omc_pipelines.ledgers import catalyst, trading
 from omc_pipelines.resources import AnnouncementsResource, SecResource
 from omc_pipelines.sources.http import SourceError
 from omc_pipelines.sources.sec import SecUserAgentError, filings_of
@@ -59,13 +59,15 @@ EVENT_TAG = "omc/event"
 # re-executed from its failed step. Safe for trading: an order is never sent twice.
 RUN_RETRIES = {"dagster/max_retries": "3", "dagster/retry_on_asset_or_op_failure": "true"}
 
+# A catalyst's run carries the trading assets after it: detection to order in one run launch.
+# Their blocking checks stand between: an event that fails them never reaches trading.
 catalyst_listings_job = define_asset_job(
-    "catalyst_listings", selection=[catalyst.coinspot_announcements], tags=RUN_RETRIES,
-    description="Record CoinSpot announcements; launched by coinspot_listing_sensor for each new article.",
+    "catalyst_listings", selection=[catalyst.coinspot_announcements, *trading.AFTER_A_CATALYST], tags=RUN_RETRIES,
+    description="Record CoinSpot announcements and trade on them; launched by coinspot_listing_sensor for each new article.",
 )
 catalyst_filings_job = define_asset_job(
-    "catalyst_filings", selection=[catalyst.sec_filings], tags=RUN_RETRIES,
-    description="Record SEC filings; launched by sec_filing_sensor for each new filing.",
+    "catalyst_filings", selection=[catalyst.sec_filings, *trading.AFTER_A_CATALYST], tags=RUN_RETRIES,
+    description="Record SEC filings and trade on them; launched by sec_filing_sensor for each new filing.",
 )
 
 

@@ -16,7 +16,8 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -53,6 +54,12 @@ class SettingsError(ValueError):
 
 def _finite(default: float, low: float, high: float) -> Any:
     return Field(default, ge=low, le=high, allow_inf_nan=False)
+
+
+def _money(default: int, high: int, low_inclusive: bool = False) -> Any:
+    """An AUD amount: exact (Decimal), finite, above zero (or zero allowed), to the cent."""
+    bound = {"ge": 0} if low_inclusive else {"gt": 0}
+    return Field(Decimal(default), le=high, decimal_places=2, allow_inf_nan=False, **bound)
 
 
 class Settings(BaseSettings):
@@ -104,6 +111,38 @@ class Settings(BaseSettings):
     reddit_username: str | None = None
     reddit_subreddits: Items = DEFAULT_SUBREDDITS
 
+    # --- trading (README: "Trading") ---------------------------------------------------
+    # Live trading needs all three: trading_mode=live, trading_live_confirm=yes, both key pairs.
+    trading_mode: Literal["paper", "live"] = "paper"
+    trading_live_confirm: str | None = None
+    coinspot_api_key: SecretStr | None = None
+    coinspot_api_secret: SecretStr | None = None
+    coinspot_readonly_key: SecretStr | None = None
+    coinspot_readonly_secret: SecretStr | None = None
+    # "on" refuses every order, sells included, whatever `omc trading resume` said.
+    kill_switch: Literal["on", "off"] = "off"
+    trade_aud: Decimal = _money(100, high=100_000)
+    paper_start_aud: Decimal = _money(10_000, high=10_000_000)
+    # CoinSpot's instant-order fee, in percent of the AUD total.
+    trading_fee_pct: Decimal = Field(Decimal("1"), ge=0, le=10, allow_inf_nan=False)
+    max_quote_age_seconds: int = Field(120, ge=5, le=3600)
+    max_event_age_minutes: int = Field(10, ge=1, le=24 * 60)
+    trade_btc_purchases: bool = False
+    take_profit_pct: Decimal = Field(Decimal("20"), gt=0, le=10_000, allow_inf_nan=False)
+    stop_loss_pct: Decimal = Field(Decimal("10"), gt=0, lt=100, allow_inf_nan=False)
+    max_holding_hours: int = Field(7 * 24, ge=1, le=365 * 24)
+    slippage_pct: Decimal = Field(Decimal("2"), ge=0, le=1000, allow_inf_nan=False)
+    risk_max_order_aud: Decimal = _money(250, high=1_000_000)
+    risk_daily_spend_aud: Decimal = _money(1000, high=10_000_000)
+    risk_max_coin_exposure_aud: Decimal = _money(500, high=10_000_000)
+    risk_max_total_exposure_aud: Decimal = _money(2000, high=100_000_000)
+    risk_max_open_positions: int = Field(10, ge=0, le=1000)
+    risk_daily_loss_aud: Decimal = _money(200, high=10_000_000, low_inclusive=True)
+    risk_cooldown_minutes: int = Field(60, ge=0, le=7 * 24 * 60)
+    # Coins the strategy may buy (empty: any) and may never buy (stablecoins by default).
+    trading_allow: Items = ()
+    trading_deny: Items = ("usdt", "usdc", "dai")
+
     @field_validator("coinspot_url", "zendesk_url", "sec_data_url", "sec_archives_url", "defillama_url",
                      "defillama_stablecoins_url", "cryptopanic_url", "reddit_url", "reddit_auth_url")
     @classmethod
@@ -114,16 +153,16 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("coinspot_watchlist", "sec_ciks", "sec_forms", "defillama_chains", "defillama_protocols",
-                     "reddit_subreddits", mode="before")
+                     "reddit_subreddits", "trading_allow", "trading_deny", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return _items(value) if isinstance(value, str) else value
 
-    @field_validator("coinspot_watchlist")
+    @field_validator("coinspot_watchlist", "trading_allow", "trading_deny")
     @classmethod
-    def _coins(cls, coins: tuple[str, ...]) -> tuple[str, ...]:
+    def _coins(cls, coins: tuple[str, ...], info) -> tuple[str, ...]:
         coins = tuple(dict.fromkeys(c.lower() for c in coins))
-        if not coins or not all(c.isalnum() for c in coins):
+        if (info.field_name == "coinspot_watchlist" and not coins) or not all(c.isalnum() for c in coins):
             raise ValueError("must be a comma-separated list of coin symbols")
         return coins
 
@@ -248,7 +287,8 @@ class _Environment(EnvSettingsSource):
         return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
-SECRETS = frozenset({"database_url", "cryptopanic_token", "reddit_client_id", "reddit_client_secret"})
+SECRETS = frozenset({"database_url", "cryptopanic_token", "reddit_client_id", "reddit_client_secret",
+                     "coinspot_api_key", "coinspot_api_secret", "coinspot_readonly_key", "coinspot_readonly_secret"})
 
 
 def env_name(field: str) -> str:
@@ -285,8 +325,18 @@ def _plainly(error: dict, raw: Any) -> str:
         return f"must be at most {bounds['le']}"
     if kind in ("int_parsing", "int_from_float"):
         return "must be a whole number"
-    if kind == "float_parsing":
+    if kind in ("float_parsing", "decimal_parsing"):
         return "must be a number"
+    if kind == "decimal_max_places":
+        return "must be to the cent (2 decimal places at most)"
+    if kind == "greater_than":
+        return f"must be above {bounds['gt']}"
+    if kind == "less_than":
+        return f"must be below {bounds['lt']}"
+    if kind == "literal_error":
+        return f"must be one of {bounds.get('expected', '')}"
+    if kind == "bool_parsing":
+        return "must be true or false"
     return error["msg"].removeprefix("Value error, ")
 
 

@@ -272,6 +272,10 @@ class CoinSpotLiveBroker:
     def __repr__(self) -> str:
         return f"CoinSpotLiveBroker(trading={self._trading!r}, read_only={self._read_only!r})"
 
+    def close(self) -> None:
+        self._trading.close()
+        self._read_only.close()
+
     def quote(self, coin: str) -> Quote | None:
         return self._quotes.quote(coin)
 

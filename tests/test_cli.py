@@ -56,3 +56,18 @@ def test_db_upgrade_migrates_the_configured_database(postgres_database, tmp_path
     assert result.returncode == 0, result.stderr
     assert f"-> {head_revision()}" in result.stdout
     assert current_revision(get_engine(postgres_database)) == head_revision()
+
+
+def test_the_kill_switch_from_the_command_line(tmp_path):
+    halted = run(["trading", "halt", "--reason", "exchange incident"], cwd=tmp_path)
+    assert halted.returncode == 0, halted.stderr
+    status = run(["trading", "status"], cwd=tmp_path)
+    assert status.returncode == 0 and "kill switch on: halted by" in status.stdout and "exchange incident" in status.stdout
+    assert "mode: paper" in status.stdout
+    live = run(["trading", "status"], cwd=tmp_path, extra_env={"OMC_TRADING_MODE": "live"})
+    assert "live requested but OMC_TRADING_LIVE_CONFIRM is not yes" in live.stdout
+    forced = run(["trading", "resume"], cwd=tmp_path, extra_env={"OMC_KILL_SWITCH": "on"})
+    assert "OMC_KILL_SWITCH=on still refuses every order" in forced.stdout
+    assert "kill switch off: trading" in run(["trading", "status"], cwd=tmp_path).stdout
+    missing = run(["trading", "halt"], cwd=tmp_path)
+    assert missing.returncode == 2 and "--reason" in missing.stderr

@@ -3,7 +3,8 @@ so every write can be an upsert and re-runs converge."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -104,6 +105,47 @@ class CatalystEvent(Base):
     detected_at: Mapped[datetime] = mapped_column(UtcDateTime)
     url: Mapped[str | None] = mapped_column(sa.Text)
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# What a catalyst event must be before anything trades on it. The Catalyst ledger's blocking
+# checks judge its rows by these rules, and the trading side judges each event it reads by the
+# same ones: an event its validation rejects is never traded.
+
+# Published after we saw it, beyond this much clock skew, means a wrong time zone.
+CLOCK_SKEW = timedelta(minutes=5)
+SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
+
+
+def _without_id(event) -> str | None:
+    return None if (event.external_id or "").strip() else "it has no source id"
+
+
+def _from_the_future(event) -> str | None:
+    if event.published_at > event.detected_at + CLOCK_SKEW:
+        return f"published {event.published_at:%Y-%m-%d %H:%M:%S} after it was detected ({event.detected_at:%H:%M:%S})"
+    return None
+
+
+def _not_symbols(event) -> str | None:
+    bad = [c for c in event.currencies if not SYMBOL.match(c)]
+    return f"currencies {bad} are not coin symbols" if bad else None
+
+
+def _impact_out_of_range(event) -> str | None:
+    return None if 1 <= event.impact_score <= 10 else f"impact {event.impact_score} is outside 1-10"
+
+
+EVENT_RULES = {
+    "events_have_source_ids": _without_id,
+    "no_events_from_the_future": _from_the_future,
+    "currencies_are_symbols": _not_symbols,
+    "impact_in_range": _impact_out_of_range,
+}
+
+
+def event_problems(event) -> list[str]:
+    """Why ``event`` (a catalyst_events row) must not be acted on; empty when it is sound."""
+    return [problem for rule in EVENT_RULES.values() if (problem := rule(event))]
 
 
 class ChainTvl(Base):

@@ -166,6 +166,7 @@ def coinspot_announcements(
     return MaterializeResult(
         metadata={
             "events": len(rows),
+            "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
             "path_used": path,
             "listings": sum(r["event_type"] == "listing" for r in rows),
             "preview": preview([{k: r[k] for k in ("external_id", "event_type", "currencies", "title", "published_at")}
@@ -244,6 +245,7 @@ def sec_filings(context: AssetExecutionContext, config: CatalystRunConfig, ledge
     return MaterializeResult(
         metadata={
             "events": len(rows),
+            "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
             "already_recorded": len(known),
             "preview": preview([{k: r[k] for k in ("external_id", "title", "impact_score", "currencies", "published_at")}
                                 for r in rows]),

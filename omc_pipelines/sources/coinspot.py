@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from datetime import datetime
 from typing import Any
 
@@ -136,6 +137,22 @@ def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> l
     return trades
 
 
+def parse_rate(payload: Any, coin: str, url: str) -> Decimal:
+    """``/buyprice/{coin}`` or ``/sellprice/{coin}``: the rate an instant order would get, exact
+    (decode with ``exact=True``: a price traded on never passes through a float)."""
+    p = _Payload(SOURCE, url)
+    value = p.field(p.ok_body(payload), "rate", "body")
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise p.fail(f"rate is {value!r}, not a number")
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise p.fail(f"rate is {str(value)[:40]!r}, not a number") from None
+    if not rate.is_finite() or rate <= 0:
+        raise p.fail(f"rate of {coin} is {rate}, not a positive price")
+    return rate
+
+
 class CoinSpotPublic:
     """CoinSpot's public API over the shared HTTP layer."""
 
@@ -155,6 +172,11 @@ class CoinSpotPublic:
     def latest_coin(self, coin: str) -> PriceQuote:
         path = f"{PUBLIC}/latest/{coin.lower()}"
         return parse_latest_coin(self.http.get_json(path), coin, self.http.shown_url(path))
+
+    def rate(self, side: str, coin: str) -> Decimal:
+        """What an instant ``side`` ("buy" or "sell") of ``coin`` would pay or get, in AUD."""
+        path = f"{PUBLIC}/{side}price/{coin.lower()}"
+        return parse_rate(self.http.get_json(path, exact=True), coin, self.http.shown_url(path))
 
     def completed_orders(self, coin: str) -> list[TradePrint]:
         path = f"{PUBLIC}/orders/completed/{coin.lower()}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+from decimal import Decimal
 import logging
 import random
 import threading
@@ -199,16 +200,18 @@ class HttpSource:
             url += ("&" if "?" in path else "?") + urlencode(params)
         return safe_url(url, self.secret_params)
 
-    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET and decode JSON, retrying what a retry can mend."""
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, exact: bool = False) -> Any:
+        """GET and decode JSON, retrying what a retry can mend. ``exact``: JSON numbers with a
+        fraction arrive as ``Decimal`` (prices traded on), not float."""
         response = self.get(path, params)
-        return self.decode_json(response, path, params)
+        return self.decode_json(response, path, params, exact=exact)
 
-    def decode_json(self, response: httpx.Response, path: str, params: Mapping[str, Any] | None = None) -> Any:
+    def decode_json(self, response: httpx.Response, path: str, params: Mapping[str, Any] | None = None,
+                    *, exact: bool = False) -> Any:
         # Raised outside the except block: the decoder's error holds the whole body, which
         # may echo the request (a token and all), and would ride along as __context__.
         try:
-            return response.json()
+            return json.loads(response.content, parse_float=Decimal) if exact else response.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             problem = f"{exc.__class__.__name__}: {exc}"
         raise SourcePayloadError(self.name, self.shown_url(path, params), f"answer is not valid JSON ({problem})")

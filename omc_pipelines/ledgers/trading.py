@@ -1,0 +1,181 @@
+"""The trading assets: catalyst events become signals, risk decisions and orders, then
+positions and P&L, through ``omc_trading`` (the core, which knows nothing of Dagster).
+
+They run in two kinds of run: the catalyst sensors' runs carry them after the catalyst asset
+(so a listing becomes an order in one run launch), and the ``trading`` job runs them alone
+every minute (reconciliation, exits, positions, the day's P&L). Paper by default; live only
+when asked for, confirmed and keyed: every asset says which, and why.
+"""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from omc_pipelines.ledgers import catalyst, exchange
+from omc_pipelines.metadata import preview
+from omc_pipelines.partitions import DAILY_OPEN
+from omc_pipelines.resources import CoinSpotResource, LedgerDatabase, TradingResource
+from omc_pipelines.trading_bridge import LedgerQuotes, latest_prices, recent_catalysts
+from omc_trading.config import ModeDecision
+from omc_trading.money import aud
+from omc_trading.trader import Trader
+
+GROUP = "trading"
+# Everything that may talk to CoinSpot's private API holds this pool (limit 1 in dagster.yaml):
+# the API key's nonce has one writer.
+POOL = "coinspot_private"
+# Events recorded this recently are read by each run; the strategy refuses the too old ones
+# (once: a signal is never recorded twice), so this only bounds the reading.
+EVENT_LOOKBACK = timedelta(hours=1)
+
+
+@dataclass
+class Session:
+    trader: Trader
+    mode: ModeDecision
+    kill_switch: str
+
+    def metadata(self) -> dict:
+        return {"mode": self.mode.mode, "mode_reason": self.mode.reason, "kill_switch": self.kill_switch}
+
+
+@contextmanager
+def session(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
+            coinspot: CoinSpotResource) -> Iterator[Session]:
+    """A trader on the effective mode's broker; says the mode and the kill switch in the log."""
+    engine = ledger_db.engine()
+    config = trading.config()
+    with coinspot.client() as public:
+        broker, mode = trading.broker(engine, LedgerQuotes(engine, public), config)
+        try:
+            trader = Trader(engine, broker, config)
+            kill_switch = trader.kill_switch().describe()
+            # Live asked for and not granted is worth a warning: the user expects real orders.
+            (context.log.warning if config.mode != mode.mode else context.log.info)(mode.reason)
+            context.log.info(kill_switch)
+            yield Session(trader, mode, kill_switch)
+        finally:
+            close = getattr(broker, "close", None)
+            if close:
+                close()
+
+
+def _signal_rows(signals) -> list[dict]:
+    return [{"coin": s.coin or "-", "action": s.action, "decision": s.decision, "why": s.reason,
+             "risk": s.decision_reason, "aud": s.aud_amount, "coins": s.coin_amount} for s in signals]
+
+
+def _order_rows(results) -> list[dict]:
+    return [{"order": r.id, "coin": r.coin, "side": r.side, "state": r.state, "aud_total": r.aud_total,
+             "coin_amount": r.coin_amount, "rate": r.rate, "fee_aud": r.fee_aud, "reason": r.reason or ""}
+            for r in results]
+
+
+@asset(
+    group_name=GROUP, kinds={"sql"}, pool=POOL,
+    deps=[catalyst.coinspot_announcements, catalyst.sec_filings, exchange.coinspot_price_snapshots],
+    description="Settles orders of unknown outcome first (reconciliation), then turns new catalyst events into "
+    "signals (a listing buys OMC_TRADE_AUD of each listed coin, a delisting sells the position) and open positions "
+    "into exits; every signal passes the risk gate and the kill switch, and is stored with its reason.",
+)
+def trading_signals(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
+                    coinspot: CoinSpotResource) -> MaterializeResult:
+    now = datetime.now(timezone.utc)
+    with session(context, ledger_db, trading, coinspot) as s:
+        reconciled = s.trader.reconcile()
+        with ledger_db.engine().connect() as conn:
+            prices = latest_prices(conn)
+            events, left_out = recent_catalysts(conn, now - EVENT_LOOKBACK)
+        for reason in left_out:
+            context.log.warning(reason)
+        recorded = s.trader.record_signals(events, prices)
+        exits = s.trader.record_exits(prices)
+    new = [x for x in recorded.signals + exits.signals if x.decision != "already recorded"]
+    for signal in new:
+        context.log.info(f"{signal.decision}: {signal.action} {signal.coin or ''}: {signal.reason} | {signal.decision_reason}")
+    return MaterializeResult(metadata={
+        **s.metadata(),
+        "events_read": len(events),
+        "events_not_traded": MetadataValue.json(left_out),
+        "taken": sum(x.decision == "accepted" for x in new),
+        "refused": sum(x.decision == "refused" for x in new),
+        "informational": sum(x.decision == "informational" for x in new),
+        "reconciled": preview(_order_rows(reconciled)),
+        "signals": preview(_signal_rows(new), limit=50),
+    })
+
+
+@asset(
+    group_name=GROUP, kinds={"sql"}, pool=POOL, deps=[trading_signals],
+    description="Sends every order intent once: the intent is recorded before anything is sent, an order whose "
+    "answer was lost is marked unknown and settled by reconciliation, never sent again.",
+)
+def trading_orders(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
+                   coinspot: CoinSpotResource) -> MaterializeResult:
+    with session(context, ledger_db, trading, coinspot) as s:
+        sent = s.trader.send_pending()
+    for order in sent:
+        context.log.info(f"order {order.id} {order.side} {order.coin}: {order.state}"
+                         + (f" ({order.reason})" if order.reason else ""))
+    return MaterializeResult(metadata={
+        **s.metadata(),
+        "sent": len(sent),
+        "filled": sum(o.state == "filled" for o in sent),
+        "not_filled": sum(o.state in ("rejected", "missed") for o in sent),
+        "unknown": sum(o.state == "unknown" for o in sent),
+        "orders": preview(_order_rows(sent), limit=50),
+    })
+
+
+@asset(
+    group_name=GROUP, kinds={"sql"}, deps=[trading_orders, exchange.coinspot_price_snapshots],
+    description="Open positions per book (paper, live) from the FIFO lots, valued at the Exchange ledger's newest bid.",
+)
+def trading_positions(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
+                      coinspot: CoinSpotResource) -> MaterializeResult:
+    with session(context, ledger_db, trading, coinspot) as s:
+        with ledger_db.engine().connect() as conn:
+            prices = latest_prices(conn)
+        held = s.trader.refresh_positions(prices)
+    return MaterializeResult(metadata={
+        **s.metadata(),
+        "positions": len(held),
+        "cost_aud": str(aud(sum((p.cost_aud for p in held), start=Decimal(0)))),
+        "unrealized_pnl_aud": str(aud(sum((p.unrealized_pnl_aud or Decimal(0) for p in held), start=Decimal(0)))),
+        "preview": preview([{"coin": p.coin, "coins": p.coin_amount, "cost_aud": p.cost_aud, "average_rate": p.average_rate,
+                             "bid": p.last_rate, "value_aud": p.market_value_aud, "unrealized": p.unrealized_pnl_aud,
+                             "realized": p.realized_pnl_aud, "since": p.opened_at} for p in held]),
+    })
+
+
+@asset(
+    group_name=GROUP, kinds={"sql"}, deps=[trading_positions], partitions_def=DAILY_OPEN,
+    description="Per book and UTC day: realized P&L (fees included), unrealized at the newest prices, fees, AUD "
+    "spent and orders filled. Today's partition is refreshed by the minutely trading job.",
+)
+def trading_pnl_daily(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
+                      coinspot: CoinSpotResource) -> MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    with session(context, ledger_db, trading, coinspot) as s:
+        with ledger_db.engine().connect() as conn:
+            prices = latest_prices(conn)
+        pnl = s.trader.daily_pnl(day, prices)
+    return MaterializeResult(metadata={
+        **s.metadata(),
+        "day": str(day),
+        "realized_pnl_aud": str(aud(pnl.realized_pnl_aud)),
+        "unrealized_pnl_aud": str(aud(pnl.unrealized_pnl_aud)),
+        "fees_aud": str(aud(pnl.fees_aud)),
+        "spent_aud": str(aud(pnl.spent_aud)),
+        "orders_filled": pnl.orders_filled,
+    })
+
+
+# What a catalyst sensor's run carries after its catalyst asset.
+AFTER_A_CATALYST = [trading_signals, trading_orders, trading_positions]
+ASSETS = [trading_signals, trading_orders, trading_positions, trading_pnl_daily]
