@@ -37,10 +37,10 @@ def demo(args: argparse.Namespace) -> int:
     with Sandbox() as sandbox:
         os.environ.update(sandbox.env())
         print(f"sandbox serving every source at {sandbox.url}")
-        return _run_ledgers(hours=args.hours)
+        return _run_ledgers(hours=args.hours, sandbox=sandbox)
 
 
-def _run_ledgers(hours: int) -> int:
+def _run_ledgers(hours: int, sandbox) -> int:
     import pandas as pd
     import sqlalchemy as sa
     from dagster import DagsterInstance
@@ -50,6 +50,7 @@ def _run_ledgers(hours: int) -> int:
     from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
     from omc_pipelines.definitions import build_defs
     from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG
+    from omc_trading.tables import metadata as trading_tables
 
     config = settings.load()
     engine = get_engine(config.ledger_database_url)
@@ -97,10 +98,11 @@ def _run_ledgers(hours: int) -> int:
     ]
     for result in catalysts + others:
         print(f"{result.job_def.name}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+    traded = _trade_a_listing(sandbox, defs, instance, engine, quiet)
 
     with engine.connect() as conn:
         counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
-                  for t in Base.metadata.sorted_tables}
+                  for t in [*Base.metadata.sorted_tables, *trading_tables.sorted_tables]}
         kinds = pd.read_sql_query(
             sa.select(CatalystEvent.source, CatalystEvent.event_type, sa.func.count().label("events"))
             .group_by(CatalystEvent.source, CatalystEvent.event_type).order_by(CatalystEvent.source, CatalystEvent.event_type),
@@ -129,7 +131,49 @@ def _run_ledgers(hours: int) -> int:
     print("\nsentiment per coin, newest days:")
     print(sentiment.to_string(index=False) if not sentiment.empty else "  none")
     print(f"\nSee them in the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dg dev")
-    return 0 if candles.success and all(r.success for r in catalysts + others) else 1
+    return 0 if candles.success and traded and all(r.success for r in catalysts + others) else 1
+
+
+def _trade_a_listing(sandbox, defs, instance, engine, run_config) -> bool:
+    """A listing published in the sandbox, seen by the listing sensor, recorded and traded on
+    paper in one run: what the daemon does, here in this process."""
+    import time
+
+    import sqlalchemy as sa
+    from dagster import build_sensor_context
+
+    from omc_trading.tables import orders, positions, signals
+
+    sensor = defs.resolve_sensor_def("coinspot_listing_sensor")
+    with build_sensor_context(instance=instance, resources=defs.resources) as context:
+        history = sensor.evaluate_tick(context)  # the sensor's first tick: the history is recorded already
+    sandbox.coinspot.set_price("demo", bid="1.98", ask="2.00", last="2.00")
+    published = time.monotonic()
+    article = sandbox.zendesk.publish("New Coin Listing: Demo Token (DEMO)", "<p>DEMO trades on CoinSpot from today.</p>")
+    with build_sensor_context(instance=instance, resources=defs.resources, cursor=history.cursor) as context:
+        [request] = sensor.evaluate_tick(context).run_requests
+    run = defs.resolve_job_def("catalyst_listings").execute_in_process(
+        instance=instance, run_config={**request.run_config, **run_config}, tags=request.tags, raise_on_error=False)
+    took = time.monotonic() - published
+    with engine.connect() as conn:
+        found = lambda table, *where: conn.execute(sa.select(table).where(*where)).first()  # noqa: E731
+        signal = found(signals, signals.c.event_external_id == str(article["id"]))
+        order = found(orders, orders.c.event_external_id == str(article["id"]))
+        position = found(positions, positions.c.coin == "demo")
+    print(f"\na new listing, published in the sandbox ({article['title']}):")
+    print(f"  catalyst_listings run {run.run_id}: {'succeeded' if run.success else 'FAILED'}")
+    if signal is None or order is None:
+        print("  no signal or order was recorded: see the run's log in the UI")
+        return False
+    print(f"  signal:   {signal.action} {signal.coin}: {signal.reason}")
+    print(f"  risk:     {signal.decision}: {signal.decision_reason}")
+    print(f"  order:    {order.state} ({order.mode}): {order.aud_total} AUD for {order.coin_amount} {order.coin} "
+          f"at {order.rate}, fee {order.fee_aud} AUD")
+    if position is not None:
+        print(f"  position: {position.coin_amount} {position.coin} at a cost of {position.cost_aud} AUD")
+    print(f"  publication to filled order: {took:.1f} s (one sensor tick and one run, in this process; "
+          "through the daemon see benchmarks/listing_latency.py)")
+    return run.success and order.state == "filled"
 
 
 def db_upgrade(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ daemon restart, with publications while it was down, launches nothing twice."""
 
 import json
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from omc_pipelines.db import get_engine
 from omc_pipelines.db.models import CatalystEvent
 from omc_pipelines.sandbox import stack
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY
+from omc_trading.tables import orders, positions, signals
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,6 +112,11 @@ def the_row(engine: sa.Engine, source: str, external_id: str, workdir: Path):
     return found[0]
 
 
+def trading_rows(engine: sa.Engine, table: sa.Table, where) -> list:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(table).where(where)))
+
+
 def run_keys(found) -> dict[str, int]:
     counts: dict[str, int] = {}
     for run in found:
@@ -156,7 +163,8 @@ def test_new_articles_and_filings_become_one_run_and_one_row_each_across_a_daemo
         assert {str(a["id"]) for a in sandbox.zendesk.articles()} >= recorded and recorded, recorded
 
         # A new listing article and a new 8-K, published together: each becomes one run under
-        # its run key and one row with what it says.
+        # its run key and one row with what it says; the listing's run also buys FOO on paper.
+        sandbox.coinspot.set_price("foo", bid="1.98", ask="2.00", last="2.00")
         article = sandbox.zendesk.publish("New Coin Listing: Foo Token (FOO)", "<p>FOO trades from today.</p>")
         article_id = str(article["id"])
         accession = sandbox.sec.publish_8k(STRATEGY, PURCHASE, items=("7.01", "8.01"))
@@ -167,6 +175,14 @@ def test_new_articles_and_filings_become_one_run_and_one_row_each_across_a_daemo
         row = the_row(engine, ARTICLE, article_id, tmp_path)
         assert (row.event_type, row.currencies, row.impact_score) == ("listing", ["FOO"], 9)
         assert row.title == "New Coin Listing: Foo Token (FOO)" and row.published_at <= row.detected_at
+        # The same run turned it into a signal, a risk decision, a filled paper order and a position.
+        [signal] = trading_rows(engine, signals, signals.c.event_external_id == article_id)
+        assert (signal.action, signal.coin, signal.decision, signal.mode) == ("buy", "foo", "accepted", "paper")
+        [order] = trading_rows(engine, orders, orders.c.event_external_id == article_id)
+        assert (order.state, order.aud_total, order.fee_aud, order.rate) == ("filled", Decimal("100.00"),
+                                                                             Decimal("1.00"), Decimal("2.00"))
+        [position] = trading_rows(engine, positions, positions.c.coin == "foo")
+        assert position.coin_amount == Decimal("49.5") and position.mode == "paper"
 
         run = finished_run(url, f"sec-{accession}", tmp_path)
         assert run["jobName"] == "catalyst_filings" and run["tags"]["omc/accession"] == accession
@@ -226,6 +242,9 @@ def test_new_articles_and_filings_become_one_run_and_one_row_each_across_a_daemo
     assert not [r for r in after if r["creationTime"] >= restarted_at
                 and "-history-" in r["tags"].get("dagster/run_key", "")], "a history run after the restart"
 
+    # Nothing was traded twice across the restart: one order per idempotency key, the one FOO buy.
+    with engine.connect() as conn:
+        assert [r.coin for r in conn.execute(sa.select(orders.c.coin))] == ["foo"]
     rows_after = {(e.source, e.external_id): e.collected_at for e in events(engine)}
     assert set(rows_after) - set(rows_before) == {(ARTICLE, outage_id), ("sec", outage_accession)}
     rewritten = [k for k, collected in rows_before.items() if rows_after[k] != collected]
