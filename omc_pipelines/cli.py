@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -235,7 +236,7 @@ def sandbox(args: argparse.Namespace) -> int:
     with Sandbox(port=args.port) as box:
         print(f"sandbox listening on {box.url}; to point the pipeline at it:")
         for name, value in box.env().items():
-            print(f"export {name}={value}")
+            print(f"export {name}={shlex.quote(value)}")  # values hold spaces (the SEC's User-Agent)
         sys.stdout.flush()
         try:
             stop.wait()

@@ -141,3 +141,18 @@ def test_dg_check_defs_passes_from_the_repository_root(tmp_path):
     result = subprocess.run([str(dg), "check", "defs"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("home", [ROOT, ROOT / "deploy" / "postgres"])
+def test_both_instances_retry_failed_catalyst_runs_and_hold_each_pool_to_one(home, tmp_path, monkeypatch):
+    """The sensors' runs rely on Dagster's run retries; the SEC's fair access and CoinSpot's
+    nonce rely on pools of one. Both instance files must say so."""
+    import yaml
+
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    assert config["run_retries"] == {"enabled": True, "max_retries": 0}
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    pools = {pool for node in defs.resolve_asset_graph().asset_nodes for pool in (node.pools or [])}
+    assert pools == {"sec", "coinspot_private"}
+    for job in ("catalyst_listings", "catalyst_filings"):
+        assert defs.resolve_job_def(job).tags["dagster/max_retries"] == "3"
