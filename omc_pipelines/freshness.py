@@ -12,11 +12,12 @@ from datetime import timedelta
 
 from dagster import AssetKey, AssetsDefinition, FreshnessPolicy
 
-from omc_pipelines.ledgers import exchange, glass, human
+from omc_pipelines.ledgers import exchange, glass, human, trading
 
 
 def policies(freshness_minutes: int) -> dict[AssetKey, FreshnessPolicy]:
-    """``freshness_minutes`` (OMC_FRESHNESS_MINUTES) for the minutely prices and trades; the
+    """``freshness_minutes`` (OMC_FRESHNESS_MINUTES) for what runs every minute (prices, trades,
+    trading); the
     others follow their schedules, with room for a late or failed run."""
     minutely = FreshnessPolicy.time_window(fail_window=timedelta(minutes=freshness_minutes),
                                            warn_window=timedelta(minutes=max(1, freshness_minutes // 2)))
@@ -40,6 +41,8 @@ def policies(freshness_minutes: int) -> dict[AssetKey, FreshnessPolicy]:
         human.news_items.key: quarter_hourly,
         human.cryptopanic_posts.key: quarter_hourly,
         human.reddit_posts.key: quarter_hourly,
+        # The trading job runs every minute: stopped, no exit is checked and no order settled.
+        **{asset.key: minutely for asset in trading.ASSETS},
     }
 
 

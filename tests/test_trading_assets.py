@@ -16,7 +16,7 @@ from omc_pipelines.db.models import CatalystEvent
 from omc_pipelines.ledgers import catalyst, trading
 from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, LedgerDatabase, TradingResource
 from omc_pipelines.sandbox.coinspot_private import (
-    FULL_ACCESS_KEY, FULL_ACCESS_SECRET, READ_ONLY_KEY, READ_ONLY_SECRET,
+    FULL_ACCESS_KEY, FULL_ACCESS_SECRET, READ_ONLY_KEY, READ_ONLY_SECRET, AccountFault,
 )
 from omc_trading import controls
 from omc_trading.tables import orders, paper_fills, positions, signals
@@ -171,8 +171,7 @@ def test_live_without_its_confirmation_trades_on_paper_and_says_why(database_url
     assert sandbox.coinspot_account.completed == {"buyorders": [], "sellorders": []}
 
 
-def test_live_orders_reach_coinspot_and_no_secret_shows_anywhere(database_url, sandbox, engine, instance,
-                                                                 monkeypatch, caplog):
+def live_resources(database_url, sandbox, monkeypatch, timeout: float = 10.0) -> dict:
     for name, value in zip(("API_KEY", "API_SECRET", "READONLY_KEY", "READONLY_SECRET"), SECRETS):
         monkeypatch.setenv(f"OMC_COINSPOT_{name}", value)
     resources = resources_for(database_url, sandbox)
@@ -180,7 +179,13 @@ def test_live_orders_reach_coinspot_and_no_secret_shows_anywhere(database_url, s
                                            coinspot_url=sandbox.url, api_key=EnvVar("OMC_COINSPOT_API_KEY"),
                                            api_secret=EnvVar("OMC_COINSPOT_API_SECRET"),
                                            readonly_key=EnvVar("OMC_COINSPOT_READONLY_KEY"),
-                                           readonly_secret=EnvVar("OMC_COINSPOT_READONLY_SECRET"))
+                                           readonly_secret=EnvVar("OMC_COINSPOT_READONLY_SECRET"), timeout=timeout)
+    return resources
+
+
+def test_live_orders_reach_coinspot_and_no_secret_shows_anywhere(database_url, sandbox, engine, instance,
+                                                                 monkeypatch, caplog):
+    resources = live_resources(database_url, sandbox, monkeypatch)
     _, request = listing_run(resources, sandbox, instance)
     caplog.set_level("DEBUG")
     result = run_catalyst_and_trading(resources, request, instance)
@@ -195,6 +200,28 @@ def test_live_orders_reach_coinspot_and_no_secret_shows_anywhere(database_url, s
     seen += [str(entry) for entry in instance.all_logs(result.run_id)]
     for secret in SECRETS:
         assert not [text for text in seen if secret in text], f"a CoinSpot secret leaked: {secret}"
+
+
+def test_a_live_order_whose_answer_is_lost_is_settled_from_coinspot_and_never_sent_again(
+        database_url, sandbox, engine, instance, monkeypatch):
+    resources = live_resources(database_url, sandbox, monkeypatch, timeout=1.0)
+    _, request = listing_run(resources, sandbox, instance)
+    sandbox.coinspot_account.inject(AccountFault("timeout_after_accept", seconds=3))
+    assert run_catalyst_and_trading(resources, request, instance).success
+    [order] = table(engine, orders)
+    assert order["state"] == "unknown" and "never resent" in order["reason"]
+    assert table(engine, positions) == []  # nothing booked until it is known
+
+    # The next trading run (the minutely job) reconciles it from CoinSpot's completed orders.
+    today = datetime.now(timezone.utc).date().isoformat()
+    settled = materialize(trading.ASSETS, resources=resources, partition_key=today, instance=instance)
+    assert settled.success
+    [order] = table(engine, orders)
+    assert order["state"] == "filled" and "found among the broker's completed orders" in order["reason"]
+    [position] = table(engine, positions)
+    assert position["coin"] == "foo" and position["mode"] == "live"
+    buys = [r for r in sandbox.coinspot_account.received if r.path.endswith("/my/buy/now")]
+    assert len(buys) == 1 and len(sandbox.coinspot_account.completed["buyorders"]) == 1
 
 
 def test_the_trading_job_records_todays_pnl(paper, sandbox, engine, instance):
