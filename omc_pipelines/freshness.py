@@ -17,8 +17,7 @@ from omc_pipelines.ledgers import exchange, glass, human, trading
 
 def policies(freshness_minutes: int) -> dict[AssetKey, FreshnessPolicy]:
     """``freshness_minutes`` (OMC_FRESHNESS_MINUTES) for what runs every minute (prices, trades,
-    trading); the
-    others follow their schedules, with room for a late or failed run."""
+    trading); the others follow their schedules, with room for a late or failed run."""
     minutely = FreshnessPolicy.time_window(fail_window=timedelta(minutes=freshness_minutes),
                                            warn_window=timedelta(minutes=max(1, freshness_minutes // 2)))
     # Candles at :05 for the hour just ended: by :30 the last hour must be there.
