@@ -18,6 +18,7 @@ from http import HTTPStatus
 import httpx
 import pytest
 
+from chains import exception_chain
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.server import OVERSIZED_BYTES, Response, unreachable_url
 from omc_pipelines.sources import http
@@ -876,14 +877,6 @@ def test_no_log_record_shows_a_secret(sandbox, make_source, caplog):
     assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    found, todo = [], [exc]
-    while todo:
-        current = todo.pop()
-        if current is not None and current not in found:
-            found.append(current)
-            todo += [current.__context__, current.__cause__]
-    return found
 
 
 @pytest.mark.integration
@@ -893,7 +886,7 @@ def test_a_payload_error_keeps_neither_the_body_nor_the_request(sandbox, make_so
     source = make_source(sandbox.url, secret_params={"auth_token"})
     with pytest.raises(SourcePayloadError) as caught:
         source.get_json("/echo", {"auth_token": SECRET})
-    assert _chain(caught.value) == [caught.value]
+    assert exception_chain(caught.value) == [caught.value]
     assert SECRET not in "".join(traceback.format_exception(caught.value))
 
 
@@ -905,5 +898,5 @@ def test_layer_errors_keep_no_httpx_error(sandbox, make_source, kind):
     sandbox.inject(Fault(LATEST, kind, times=0, seconds=1))
     with pytest.raises(SourceError) as caught:
         source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
-    assert _chain(caught.value) == [caught.value]
+    assert exception_chain(caught.value) == [caught.value]
     _assert_no_secret(caught.value, source, LATEST)

@@ -13,6 +13,7 @@ import traceback
 import httpx
 import pytest
 
+from chains import exception_chain
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.human import (
     CRYPTOPANIC_POSTS,
@@ -52,20 +53,12 @@ def bare():
         yield server
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    found, todo = [], [exc]
-    while todo:
-        current = todo.pop()
-        if current is not None and current not in found:
-            found.append(current)
-            todo += [current.__context__, current.__cause__]
-    return found
 
 
 def _all_text(exc: BaseException) -> str:
     """Everything the error and its chain could show, with any request they hold."""
     parts = ["".join(traceback.format_exception(exc))]
-    for current in _chain(exc):
+    for current in exception_chain(exc):
         parts += [str(current), repr(current), *(repr(value) for value in vars(current).values())]
         request = getattr(current, "_request", None)
         if isinstance(request, httpx.Request):
@@ -76,7 +69,7 @@ def _all_text(exc: BaseException) -> str:
 def _assert_alone(exc: SourceError) -> None:
     """No chain at all: neither an httpx error (its request holds the URL and the headers)
     nor the layer's own error that a client's refusal was made from."""
-    assert _chain(exc) == [exc]
+    assert exception_chain(exc) == [exc]
 
 
 # --- CryptoPanic: the token in the query --------------------------------------------------------

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from chains import exception_chain
 from omc_pipelines.sandbox import AccountFault, Fault
 from omc_pipelines.sandbox.coinspot_private import (
     FULL_ACCESS_KEY, FULL_ACCESS_SECRET, READ_ONLY_KEY, READ_ONLY_SECRET,
@@ -357,10 +358,6 @@ def test_reads_give_up_after_the_retries_naming_the_url(broker, sandbox):
 # --- secrets ---------------------------------------------------------------------------------------------
 
 
-def _chain(exc: BaseException):
-    while exc is not None:
-        yield exc
-        exc = exc.__cause__ or exc.__context__
 
 
 def test_keys_and_secrets_appear_in_no_error_log_or_repr(make_broker, sandbox, caplog):
@@ -388,7 +385,7 @@ def test_keys_and_secrets_appear_in_no_error_log_or_repr(make_broker, sandbox, c
     signatures = [r.sign for r in sandbox.coinspot_account.received]
     shown = [caplog.text, repr(broker), str(broker), repr(broker._read_only)]
     for exc in raised:
-        for link in _chain(exc):
+        for link in exception_chain(exc):
             assert not isinstance(link, httpx.HTTPError)  # httpx's errors carry the request and its headers
             shown += [str(link), repr(link), repr(link.args)]
     assert "CoinSpot POST /api/v2/my/buy/now" in caplog.text  # the log was captured at DEBUG

@@ -10,14 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from omc_pipelines.db.types import BigId, NameList, StringList, UtcDateTime
-
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+# One naming convention for the ledgers' and the trading tables' constraints.
+from omc_trading.tables import NAMING
 
 
 class Base(DeclarativeBase):
