@@ -21,6 +21,7 @@ from omc_pipelines.sources.http import SourceError
 from omc_trading.broker import Quote
 from omc_trading.config import TradingConfig
 from omc_trading.strategy import Catalyst
+from omc_trading.tables import signals
 
 # The trading settings that are rules, not secrets: the UI shows them on the trading resource.
 TRADING_RULES = (
@@ -100,10 +101,14 @@ class LedgerQuotes:
         return Quote(coin, bid, ask, now, "coinspot /pubapi/v2/buyprice and /sellprice")
 
 
-def recent_catalysts(conn: sa.Connection, since: datetime) -> tuple[list[Catalyst], list[str]]:
-    """Catalyst events recorded since ``since``, oldest first, as the strategy reads them; and
-    why each event that fails the Catalyst ledger's rules was left out."""
-    rows = conn.execute(sa.select(CatalystEvent).where(CatalystEvent.collected_at >= since)
+def recent_catalysts(conn: sa.Connection, since: datetime, mode: str) -> tuple[list[Catalyst], list[str]]:
+    """Catalyst events recorded since ``since`` that the ``mode`` book has no signal of yet,
+    oldest first, as the strategy reads them; and why each event that fails the Catalyst
+    ledger's rules was left out. (An event's signals are recorded in one transaction: one
+    signal means all of them.)"""
+    judged = sa.select(signals.c.id).where(signals.c.mode == mode, signals.c.event_source == CatalystEvent.source,
+                                           signals.c.event_external_id == CatalystEvent.external_id)
+    rows = conn.execute(sa.select(CatalystEvent).where(CatalystEvent.collected_at >= since, ~judged.exists())
                         .order_by(CatalystEvent.published_at, CatalystEvent.id)).all()
     events, rejected = [], []
     for row in rows:

@@ -90,7 +90,7 @@ def trading_signals(context: AssetExecutionContext, ledger_db: LedgerDatabase, t
         reconciled = s.trader.reconcile()
         with ledger_db.engine().connect() as conn:
             prices = latest_prices(conn)
-            events, left_out = recent_catalysts(conn, now - EVENT_LOOKBACK)
+            events, left_out = recent_catalysts(conn, now - EVENT_LOOKBACK, s.mode.mode)
         for reason in left_out:
             context.log.warning(reason)
         recorded = s.trader.record_signals(events, prices)
