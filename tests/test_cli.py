@@ -27,6 +27,9 @@ def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
     assert first.returncode == 0, first.stdout + first.stderr
     assert "exchange_market_data: succeeded" in first.stdout
     assert "one run: succeeded" in first.stdout
+    # The sandbox's listing became a paper order, with its reason and risk decision.
+    assert "signal:   buy demo" in first.stdout and "risk:     accepted: within limits" in first.stdout
+    assert "order:    filled (paper): 100.00 AUD" in first.stdout
     database = tmp_path / ".omc" / "omc.db"
     assert database.exists()  # the embedded default, migrated on first use
     engine = get_engine(f"sqlite:///{database}")
@@ -41,8 +44,11 @@ def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
 
     second = run(["demo", "--hours", "4"], cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
+    # The second listing of the same coin within the hour meets the cooldown: refused, said why.
+    assert "risk:     refused: cooldown" in second.stdout and "order:    none" in second.stdout
     with engine.connect() as conn:
         after = counts()
+        assert conn.execute(sa.text("SELECT count(*) FROM trading_orders")).scalar_one() == 1
     # Same trades, same candles; snapshots grow only by a new minute's observation.
     assert after["exchange_trades"] == before["exchange_trades"]
     assert after["exchange_candles"] == before["exchange_candles"]
