@@ -16,8 +16,9 @@ Each source and fault is one cell of four runs:
    lists what it skipped;
 4. repeat: the fault cleared, the clean run again.
 
-Prints a line per cell: each faulty run's outcome and wall time, the for-good run's peak
-memory, the rows a faulty run changed (harm), then duplicates and lost rows after the
+Sources run in worker processes, ``--jobs`` at once, each with its own sandbox and scratch
+ledger. Prints a line per cell: each faulty run's outcome and wall time, the for-good run's
+peak memory, the rows a faulty run changed (harm), then duplicates and lost rows after the
 repeat. Exits 1 if any cell has duplicates or lost rows, or a faulty run changed the
 ledger, outlived its bound, or ended other than in a typed source error or a listed skip.
 """
@@ -110,11 +111,10 @@ class Source:
     tables: list[Table]
     # (sandbox URL, URL for the faulted part) -> resources; the second is unreachable_url() for "refused".
     resources: Callable[[str, str], dict]
-    # Where faults go: one item's path where the ledger isolates items (``item`` names it).
+    # Where faults go: one item's path (a coin, a chain, a feed) where the ledger isolates items.
     paths: tuple[str, ...]
-    shows: str  # what every message of this source starts its reason with
+    shows: str  # how its errors name the source
     interval: float  # seconds between two requests: the source's rate limit
-    item: str | None = None
     # The ledger's own error when every item failed (each with a typed error, as it catches only those).
     all_failed: str | None = None
     budget: float | None = None
@@ -185,27 +185,27 @@ def items_of(where) -> Table:
 PUBLIC = "/pubapi/v2"
 SOURCES = [
     Source("coinspot_prices", [exchange.coinspot_price_snapshots], [Table(PriceSnapshot, exchange.SNAPSHOT_KEY)],
-           coinspot, (f"{PUBLIC}/latest/pepe",), "coinspot:", 1 / FAST, item="pepe",
+           coinspot, (f"{PUBLIC}/latest/pepe",), "coinspot:", 1 / FAST,
            all_failed="no price for any coin", budget=COINSPOT_BUDGET, tags=observed_now),
     Source("coinspot_trades", [exchange.coinspot_trades], [Table(Trade, exchange.TRADE_KEY)],
-           coinspot, (f"{PUBLIC}/orders/completed/eth",), "coinspot:", 1 / FAST, item="eth",
+           coinspot, (f"{PUBLIC}/orders/completed/eth",), "coinspot:", 1 / FAST,
            all_failed="no trades for any coin", budget=COINSPOT_BUDGET),
     Source("sec_filings", [catalyst.sec_filings], [events_of(catalyst.SEC_SOURCE)],
            sec, ("/submissions", "/Archives"), "sec:", 1 / FAST,
            # Every run reads every document again, or the documents' path would see no fault.
            config={"ops": {"sec_filings": {"config": {"reread": True}}}}),
     Source("coinspot_announcements", [catalyst.coinspot_announcements], [events_of(catalyst.ANNOUNCEMENTS_SOURCE)],
-           announcements, ("/api/v2/help_center", "/hc/"), "coinspot_announcements:", 0.1,
+           announcements, ("/api/v2/help_center", "/hc/"), "coinspot_announcements:", 0.1,  # HttpSource's 10/s
            overhead=2 * BROWSER_TIMEOUT),
     Source("defillama_chain_tvl", [glass.defillama_chain_tvl], [Table(ChainTvl, ("chain", "day"))],
-           defillama, ("/v2/historicalChainTvl/Solana",), "defillama:", 1 / FAST, item="Solana",
+           defillama, ("/v2/historicalChainTvl/Solana",), "defillama:", 1 / FAST,
            all_failed="every chain failed", tags=last_days),
     Source("defillama_snapshots", [glass.defillama_protocols, glass.defillama_fees, glass.defillama_stablecoins],
            [Table(ProtocolSnapshot, ("slug", "as_of")), Table(ProtocolFees, ("slug", "data_type", "as_of")),
             Table(StablecoinSupply, ("stablecoin_id", "as_of"))],
            defillama, ("/protocols", "/overview/fees", "/stablecoins"), "defillama:", 1 / FAST),
     Source("news", [human.news_items], [items_of(HumanItem.source.like("news:%"))],
-           news, (f"/feeds/{FEEDS[1]}",), f"news:{FEEDS[1]}:", 1 / FIXED, item=FEEDS[1],
+           news, (f"/feeds/{FEEDS[1]}",), f"news:{FEEDS[1]}:", 1 / FIXED,
            all_failed="every news feed failed"),
     Source("cryptopanic", [human.cryptopanic_posts], [items_of(HumanItem.source == "cryptopanic")],
            cryptopanic, (CRYPTOPANIC_POSTS,), "cryptopanic:", 1 / FIXED),
@@ -321,7 +321,9 @@ def run(source: Source, sandbox: Sandbox, resources: dict, tags: dict) -> Run:
     if not failures:
         notes = skipped(result)
         gist, text = (", ".join(g for g, _ in notes), "; ".join(t for _, t in notes)) if notes else ("ok", "ok")
-        return Run(True, text, gist, wall, peak_mb, tries)
+        unnamed = [t for g, t in notes if g.startswith("skipped") and source.shows not in t]
+        return Run(True, text, gist, wall, peak_mb, tries,
+                   [f"the skip does not name the source ({source.shows}): {t[:200]}" for t in unnamed])
     problems, texts = [], []
     for failure in failures:
         name, text = user_error(failure.step_failure_data.error)
