@@ -93,13 +93,12 @@ def restart(version: str) -> None:
             time.sleep(0.2)
 
 
-def waiting_writer(database: str) -> int:
+def wait_for_the_writer(database: str) -> None:
     deadline = time.monotonic() + WAIT
     with postgres_admin() as admin:
         while time.monotonic() < deadline:
-            found = admin.execute(WAITING_WRITER, (database,)).fetchone()
-            if found:
-                return found[0]
+            if admin.execute(WAITING_WRITER, (database,)).fetchone():
+                return
             time.sleep(0.05)
     raise AssertionError(f"no transaction of the run wrote and waited on the lock within {WAIT:.0f} s")
 
@@ -149,14 +148,12 @@ def test_a_restart_mid_run_fails_the_run_commits_nothing_and_the_next_run_conver
     try:
         lock.execute(f"LOCK TABLE {PriceSnapshot.__tablename__} IN ACCESS EXCLUSIVE MODE")
         run.start()
-        waiting_writer(database)
+        wait_for_the_writer(database)
         restart(version)
-        restarted = time.monotonic()
     finally:
         lock.close()  # released (or gone with the restart) whatever happened
     run.join(WAIT)
     assert not run.is_alive(), f"the run hung {WAIT:.0f} s after the restart"
-    assert time.monotonic() - restarted < WAIT
 
     result = outcome["result"]
     assert not result.success
