@@ -126,5 +126,20 @@ def machine_facts(engine: sa.Engine) -> str:
     )
 
 
+def proc_status(field: str) -> int:
+    """A /proc/self/status figure in kB (VmRSS: now, VmHWM: peak)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def reset_peak_rss() -> None:
+    """Restart VmHWM from the RSS of now (Linux >= 4.0), so that it reads the peak of what follows.
+
+    ru_maxrss is no good for that: it never goes down, and Linux carries a parent's RSS at
+    fork into a child's figure."""
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)

@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from _common import generate_trades, machine_facts, scratch_postgres, utc
+from _common import generate_trades, machine_facts, proc_status, reset_peak_rss, scratch_postgres, utc
 
 from omc_pipelines.db import get_engine, upsert
 from omc_pipelines.db.models import Trade
@@ -56,12 +56,6 @@ FROM exchange_candles p FULL JOIN candles_sql s USING (coin, market, hour_start)
 ))
 
 
-def proc_status(field: str) -> int:
-    """A /proc/self/status figure in kB (VmRSS: now, VmHWM: peak)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
-
-
 def child(start: datetime, end: datetime, computed_at: datetime, profile: bool) -> None:
     """Runs in a fresh process: build_candles once, report time and memory as JSON."""
     import gc
@@ -70,10 +64,7 @@ def child(start: datetime, end: datetime, computed_at: datetime, profile: bool) 
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")  # the pool is warm, as in a running worker
     gc.collect()
-    # ru_maxrss is no good here: Linux carries the parent's RSS at fork into the
-    # child's figure. VmHWM, reset now (Linux >= 4.0), is this process's own peak.
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")
+    reset_peak_rss()
     baseline = proc_status("VmRSS")
     profiler = None
     if profile:

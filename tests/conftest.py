@@ -33,25 +33,34 @@ def _postgres_missing(reason: str):
     pytest.skip(f"PostgreSQL not reachable ({reason}); set OMC_TEST_POSTGRES_URL")
 
 
+def postgres_admin() -> psycopg.Connection:
+    """An autocommit connection to the server's maintenance database (OMC_TEST_POSTGRES_URL)."""
+    server = sa.make_url(POSTGRES_SERVER)
+    return psycopg.connect(
+        host=server.host, port=server.port or 5432, user=server.username, password=server.password,
+        dbname=server.database or "postgres", autocommit=True, connect_timeout=5,
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_database():
     """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
     name = f"omc_test_{uuid.uuid4().hex[:10]}"
-    server = sa.make_url(POSTGRES_SERVER)
     try:
-        admin = psycopg.connect(
-            host=server.host, port=server.port or 5432, user=server.username, password=server.password,
-            dbname=server.database or "postgres", autocommit=True, connect_timeout=5,
-        )
+        admin = postgres_admin()
     except psycopg.OperationalError as exc:
         _postgres_missing(str(exc).splitlines()[0])
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = server.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg", database=name)
+    url = url.render_as_string(hide_password=False)
     upgrade(get_engine(url))
     yield url
     get_engine(url).dispose()
-    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.close()
+    # A connection of its own: one held through the session would not outlive a server restart
+    # (test_postgres_restart.py).
+    with postgres_admin() as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

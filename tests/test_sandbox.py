@@ -300,6 +300,17 @@ def test_stall_fault_outlasts_a_short_timeout(sandbox, client):
 
 
 @pytest.mark.integration
+def test_a_stalled_request_is_logged_on_arrival_before_it_is_answered(sandbox, client):
+    sandbox.inject(Fault(f"{API}/latest", "stall", seconds=2))
+    with pytest.raises(httpx.ReadTimeout):
+        client.get(f"{API}/latest", timeout=0.2)
+    assert [r["path"] for r in sandbox.server.arrivals] == [f"{API}/latest"]
+    assert sandbox.server.requests_to(API) == []  # answered only when the stall ends
+    sandbox.reset()
+    assert sandbox.server.arrivals == []
+
+
+@pytest.mark.integration
 def test_stall_ends_with_a_503_when_waited_out(client):
     client.post("/_sandbox/faults", json={"path": f"{API}/latest", "kind": "stall", "seconds": 0.2})
     response = client.get(f"{API}/latest")

@@ -61,6 +61,7 @@ class Sandbox:
     def reset(self) -> None:
         self.server.clear_faults()
         self.server.requests.clear()
+        self.server.arrivals.clear()
         fresh = CoinSpotMarket()
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
         self.coinspot.error_in_200.clear()

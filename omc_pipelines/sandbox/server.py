@@ -1,7 +1,8 @@
 """The sandbox's HTTP server: routes, injected faults, the control API.
 
 Each source adds its routes (see ``coinspot.py``); the server adds what is common
-to all of them: faults that hit any path prefix, a log of the requests served, and
+to all of them: faults that hit any path prefix, a log of the requests served (and
+``arrivals``, of every request as it arrives, a stalled one too), and
 ``/_sandbox/...`` endpoints to steer it from outside the process.
 
 The faults: ``429``, ``403``, ``500``, ``502``, ``503`` (that status, ``retry_after``
@@ -158,6 +159,9 @@ class SandboxServer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.requests: list[dict[str, Any]] = []
+        # Every request as it arrives: ``requests`` logs one when it is answered, which for a
+        # stall is long after the client gave up on it.
+        self.arrivals: list[dict[str, Any]] = []
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -266,6 +270,7 @@ class SandboxServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
                 )
+                server.arrivals.append({"method": request.method, "path": request.path, "at": time.time()})
                 fault = server._take_fault(request.path)
                 response = server._answer(request, fault)
                 server.requests.append(

@@ -1,0 +1,165 @@
+"""PostgreSQL restarted while a run's transaction is open.
+
+The run is a real backfill of ``coinspot_hourly_candles`` on the session's scratch
+PostgreSQL ledger. So that the restart never races the run's commit, the test holds a lock
+on ``exchange_price_snapshots``: the run's one transaction deletes the range's candles and
+rebuilds them from the trades, then waits on that lock to read the snapshots. The test sees
+it waiting with writes of its own (``pg_stat_activity``: ``backend_xid`` set, waiting on a
+lock) and restarts the server as root, as CI does:
+``pg_ctlcluster --skip-systemctl-redirect <version> main restart -m fast``. It waits for the
+server to accept connections again and leaves it running.
+
+The restart ends every connection to the server, other sessions' too: the suite's own fixtures
+open a fresh connection where they need one after it (see ``conftest.postgres_database``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import POSTGRES_SERVER, postgres_admin
+from dagster import materialize
+
+from omc_pipelines.db import get_engine
+from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
+from omc_pipelines.ledgers.exchange import coinspot_hourly_candles
+from omc_pipelines.resources import LedgerDatabase
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration, pytest.mark.slow]
+
+START = datetime(2026, 1, 5, tzinfo=timezone.utc)
+DAYS = 2  # one week-long chunk of build_candles, 48 hourly partitions
+TRADES = 20_000
+WAIT = 20.0  # seconds for each step: the run to reach the lock, the server to come back, the run to end
+
+LOAD_TRADES = """
+INSERT INTO exchange_trades (coin, market, side, amount, rate, total, sold_at, collected_at)
+SELECT (ARRAY['btc', 'eth', 'sol', 'xrp'])[1 + mod(i, 4)], 'aud', CASE WHEN mod(i, 2) = 0 THEN 'buy' ELSE 'sell' END,
+       0.01 + mod(i, 97) / 100.0, 100 + mod(i, 1000), (0.01 + mod(i, 97) / 100.0) * (100 + mod(i, 1000)),
+       %(start)s + i * %(step)s, %(start)s + i * %(step)s
+FROM generate_series(0, %(count)s - 1) AS i
+"""
+
+# A backend of the run's database inside a transaction that has written (it has a transaction
+# id) and now waits on a lock.
+WAITING_WRITER = """
+SELECT pid FROM pg_stat_activity
+WHERE datname = %s AND backend_xid IS NOT NULL AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()
+"""
+
+
+def cannot_restart(reason: str):
+    """conftest's rule for a missing PostgreSQL: a skip with the reason here, a failure in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"restarting PostgreSQL is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"cannot restart PostgreSQL here ({reason})")
+
+
+def cluster_version() -> str:
+    """The version of the local cluster to restart, from the server itself."""
+    host = sa.make_url(POSTGRES_SERVER).host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        cannot_restart(f"the server at {host} is not on this machine")
+    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
+        cannot_restart("pg_ctlcluster must run as root")
+    with postgres_admin() as admin:
+        version = str(int(admin.execute("SHOW server_version_num").fetchone()[0]) // 10000)
+    if not Path(f"/etc/postgresql/{version}/main").is_dir():
+        cannot_restart(f"no cluster main of version {version} in /etc/postgresql")
+    return version
+
+
+def restart(version: str) -> None:
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+                   check=True, capture_output=True, timeout=WAIT)
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            with postgres_admin() as admin:
+                admin.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wait_for_the_writer(database: str) -> None:
+    deadline = time.monotonic() + WAIT
+    with postgres_admin() as admin:
+        while time.monotonic() < deadline:
+            if admin.execute(WAITING_WRITER, (database,)).fetchone():
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no transaction of the run wrote and waited on the lock within {WAIT:.0f} s")
+
+
+def backfill(url: str):
+    last = START + timedelta(days=DAYS) - timedelta(hours=1)
+    return materialize(
+        [coinspot_hourly_candles], resources={"ledger_db": LedgerDatabase(url=url, auto_migrate=False)},
+        tags={"dagster/asset_partition_range_start": f"{START:%Y-%m-%d-%H:%M}",
+              "dagster/asset_partition_range_end": f"{last:%Y-%m-%d-%H:%M}"},
+        raise_on_error=False,
+    )
+
+
+def candles(engine: sa.Engine) -> list[tuple]:
+    columns = [c for c in Candle.__table__.c if c.name not in ("id", "computed_at")]
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(*columns).order_by(Candle.coin, Candle.hour_start))]
+
+
+def user_error(result):
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    return error
+
+
+def test_a_restart_mid_run_fails_the_run_commits_nothing_and_the_next_run_converges(postgres_database):
+    version = cluster_version()
+    engine = get_engine(postgres_database)
+    database = sa.make_url(postgres_database).database
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {Candle.__tablename__}, {Trade.__tablename__}, {PriceSnapshot.__tablename__}")
+        conn.connection.driver_connection.execute(
+            LOAD_TRADES, {"start": START, "step": timedelta(days=DAYS) / TRADES, "count": TRADES})
+    assert backfill(postgres_database).success
+    truth = candles(engine)
+    assert len(truth) == 4 * 24 * DAYS  # four coins, every hour
+    with engine.begin() as conn:  # stale candles: what the run is to replace
+        conn.execute(sa.update(Candle).values(volume=0, trade_count=0))
+    before = candles(engine)
+
+    outcome = {}
+    run = threading.Thread(target=lambda: outcome.update(result=backfill(postgres_database)), daemon=True)
+    lock = psycopg.connect(postgres_database.replace("postgresql+psycopg", "postgresql"))
+    try:
+        lock.execute(f"LOCK TABLE {PriceSnapshot.__tablename__} IN ACCESS EXCLUSIVE MODE")
+        run.start()
+        wait_for_the_writer(database)
+        restart(version)
+    finally:
+        lock.close()  # released (or gone with the restart) whatever happened
+    run.join(WAIT)
+    assert not run.is_alive(), f"the run hung {WAIT:.0f} s after the restart"
+
+    result = outcome["result"]
+    assert not result.success
+    error = user_error(result)
+    assert error.cls_name == "OperationalError", error.message  # a database error, named as such
+    assert candles(engine) == before  # nothing of the run was committed
+
+    assert backfill(postgres_database).success
+    assert candles(engine) == truth
