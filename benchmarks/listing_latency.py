@@ -171,7 +171,7 @@ class LedgerWatcher(threading.Thread):
 def graphql_runs(url: str, run_key: str | None = None) -> list[dict]:
     where = f'(filter: {{tags: [{{key: "dagster/run_key", value: {json.dumps(run_key)}}}]}})' if run_key else ""
     data = stack.graphql(url, f"{{ runsOrError{where} {{ ... on Runs {{ results {{ runId status jobName "
-                              "creationTime tags { key value } } } } }")
+                              "creationTime startTime endTime tags { key value } } } } }")
     return data["runsOrError"]["results"]
 
 
@@ -214,11 +214,18 @@ def run_timeline(url: str, run_id: str) -> dict[str, float]:
         marks.setdefault(f"{kind}:{event['stepKey']}" if event.get("stepKey") else kind, when)
         if kind == "ENGINE_EVENT" and event.get("message", "").startswith("Started process"):
             marks.setdefault("process", when)
+        if kind == "ENGINE_EVENT" and event.get("message", "").startswith("Step blocked by limit for pool"):
+            marks.setdefault(f"POOL_BLOCKED:{event['stepKey']}", when)
+    for step in POOLED:  # a step that never waited for its pool waited 0 s
+        if f"STEP_START:{step}" in marks:
+            marks.setdefault(f"POOL_BLOCKED:{step}", marks[f"STEP_START:{step}"])
     return marks
 
 
 ANNOUNCEMENTS, SIGNALS, ORDERS, POSITIONS = ("coinspot_announcements", "trading_signals", "trading_orders",
                                              "trading_positions")
+POOLED = (SIGNALS, ORDERS)  # the steps holding pool coinspot_private (limit 1, shared with the minutely trading job)
+QUOTE_PATHS = ("/pubapi/v2/buyprice/", "/pubapi/v2/sellprice/")
 # (label, from, to): keys of one article's timeline. The first rows chain from publication to
 # the filled order seen; the indented ones are beside that chain.
 SEGMENTS = [
@@ -231,8 +238,10 @@ SEGMENTS = [
     ("announcements: read, upsert", f"STEP_START:{ANNOUNCEMENTS}", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}"),
     ("  event row seen - materialization", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}", "row"),
     ("blocking checks -> signals step", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}", f"STEP_START:{SIGNALS}"),
+    ("  of which waiting for the pool", f"POOL_BLOCKED:{SIGNALS}", f"STEP_START:{SIGNALS}"),
     ("signals: strategy, risk gate", f"STEP_START:{SIGNALS}", f"STEP_SUCCESS:{SIGNALS}"),
     ("signals done -> orders step", f"STEP_SUCCESS:{SIGNALS}", f"STEP_START:{ORDERS}"),
+    ("  of which waiting for the pool", f"POOL_BLOCKED:{ORDERS}", f"STEP_START:{ORDERS}"),
     ("orders: quote, paper fill", f"STEP_START:{ORDERS}", "filled_at"),
     ("filled order seen - filled_at", "filled_at", "filled"),
     ("  after the fill: positions step", f"STEP_START:{POSITIONS}", f"STEP_SUCCESS:{POSITIONS}"),
@@ -240,9 +249,10 @@ SEGMENTS = [
 ]
 
 
-def breakdown(url: str, articles: list[dict], interval: int) -> None:
+def breakdown(url: str, articles: list[dict], interval: int, requests: list[dict]) -> None:
     ticks = listing_ticks(url)
-    rows, other_run = [], []
+    rows, other_run, quotes = [], [], []
+    quoted_at = [r["at"] for r in requests if r["path"].startswith(QUOTE_PATHS)]
     for article in articles:
         key = f"coinspot-article-{article['id']}"
         tick = next((t for t in ticks if key in t["runKeys"]), None)
@@ -257,6 +267,9 @@ def breakdown(url: str, articles: list[dict], interval: int) -> None:
         if marks["filled_at"] and not (step[0] and step[1] and step[0] <= marks["filled_at"] <= step[1]):
             other_run.append(article["id"])
         rows.append([(marks[b] - marks[a]) if marks.get(a) and marks.get(b) else None for _, a, b in SEGMENTS])
+        quotes.append([sum(marks[f"STEP_START:{step}"] <= at <= marks[f"STEP_SUCCESS:{step}"] for at in quoted_at)
+                       if marks.get(f"STEP_START:{step}") and marks.get(f"STEP_SUCCESS:{step}") else None
+                       for step in (SIGNALS, ORDERS, POSITIONS)])
     print("  where the time went (seconds; median over the articles, then each article in order):")
     width = max(len(label) for label, _, _ in SEGMENTS)
     for i, (label, _, _) in enumerate(SEGMENTS):
@@ -264,8 +277,27 @@ def breakdown(url: str, articles: list[dict], interval: int) -> None:
         median = f"{statistics.median(values):6.2f}" if values else "     -"
         each = " ".join(f"{v:5.1f}" if v is not None else "    -" for v in (r[i] for r in rows))
         print(f"    {label:{width}}  {median}   [{each}]")
+    print(f"  CoinSpot quote requests ({', '.join(p + '<coin>' for p in QUOTE_PATHS)}) while each step ran, "
+          "by any run (a run process makes at most OMC_COINSPOT_RATE_LIMIT a second):")
+    for i, step in enumerate((SIGNALS, ORDERS, POSITIONS)):
+        values = [q[i] for q in quotes if q[i] is not None]
+        median = f"{statistics.median(values):6.1f}" if values else "     -"
+        each = " ".join(f"{v:5d}" if v is not None else "    -" for v in (q[i] for q in quotes))
+        print(f"    {step:{width}}  {median}   [{each}]")
     if other_run:
         print(f"  filled outside its listing run's {ORDERS} step (by another run): {', '.join(other_run)}")
+    # The schedules' runs share the cores, the daemon's run queue and pool coinspot_private (the trading job).
+    others: dict[str, list[dict]] = {}
+    for run in graphql_runs(url):
+        if run["jobName"] != "catalyst_listings" and run["creationTime"] >= articles[0]["published"]:
+            others.setdefault(run["jobName"], []).append(run)
+
+    def runs_of(job: str, runs: list[dict]) -> str:
+        took = [r["endTime"] - r["startTime"] for r in runs if r["startTime"] and r["endTime"]]
+        return f"{job} {len(runs)}" + (f" ({statistics.median(took):.1f} s)" if took else "")
+
+    print("  the schedules' runs created while publishing (how many, median seconds started -> ended): "
+          + (", ".join(runs_of(job, runs) for job, runs in sorted(others.items())) or "none"))
     # The daemon's sensor loop runs every 5 s and skips a sensor whose last tick started less than
     # its minimum interval ago: the gaps between ticks show the cadence the sensor really got.
     first = min(a["published"] for a in articles) - GAP_SECONDS[1]
@@ -388,7 +420,7 @@ def publication_to_fill(args, database_url: str, engine: sa.Engine, workdir: Pat
             report("catalyst_events row", [a["row"] - a["published"] for a in published if a["row"]], len(published))
             report("filled paper order", [a["filled"] - a["published"] for a in published if a["filled"]],
                    len(published))
-            breakdown(url, published, args.sensor_seconds)
+            breakdown(url, published, args.sensor_seconds, list(sandbox.server.requests))
     print(machine_line())
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
