@@ -249,43 +249,53 @@ SEGMENTS = [
 ]
 
 
+def article_timeline(url: str, article: dict, ticks: list[dict]) -> dict[str, float | None]:
+    """What the benchmark saw of one article, and the tick and the run that handled it."""
+    key = f"coinspot-article-{article['id']}"
+    marks = {k: article.get(k) for k in ("published", "row", "filled", "filled_at")}
+    tick = next((t for t in ticks if key in t["runKeys"]), None)
+    if tick:
+        marks["tick"] = tick["timestamp"]
+    runs = graphql_runs(url, key)
+    if runs:
+        marks.update(run_timeline(url, runs[0]["runId"]))
+    return marks
+
+
+def table(rows: list[tuple[str, list[float | None]]], number: str) -> None:
+    """One line per row: its label, the median of its values, then each value in article order."""
+    width = max(len(label) for label, _ in rows)
+    for label, values in rows:
+        known = [v for v in values if v is not None]
+        median = f"{statistics.median(known):6.2f}" if known else "     -"
+        each = " ".join(format(v, number) if v is not None else "    -" for v in values)
+        print(f"    {label:{width}}  {median}   [{each}]")
+
+
+def within(marks: dict, step: str, at: float) -> bool:
+    start, end = marks.get(f"STEP_START:{step}"), marks.get(f"STEP_SUCCESS:{step}")
+    return bool(start and end) and start <= at <= end
+
+
 def breakdown(url: str, articles: list[dict], interval: int, requests: list[dict]) -> None:
     ticks = listing_ticks(url)
-    rows, other_run, quotes = [], [], []
-    quoted_at = [r["at"] for r in requests if r["path"].startswith(QUOTE_PATHS)]
-    for article in articles:
-        key = f"coinspot-article-{article['id']}"
-        tick = next((t for t in ticks if key in t["runKeys"]), None)
-        runs = graphql_runs(url, key)
-        marks = {k: article.get(k) for k in ("published", "row", "filled", "filled_at")}
-        if tick:
-            marks["tick"] = tick["timestamp"]
-        if runs:
-            marks.update(run_timeline(url, runs[0]["runId"]))
-        # The minutely trading job reads new events too: say so if it, not the listing's run, filled the order.
-        step = (marks.get(f"STEP_START:{ORDERS}"), marks.get(f"STEP_SUCCESS:{ORDERS}"))
-        if marks["filled_at"] and not (step[0] and step[1] and step[0] <= marks["filled_at"] <= step[1]):
-            other_run.append(article["id"])
-        rows.append([(marks[b] - marks[a]) if marks.get(a) and marks.get(b) else None for _, a, b in SEGMENTS])
-        quotes.append([sum(marks[f"STEP_START:{step}"] <= at <= marks[f"STEP_SUCCESS:{step}"] for at in quoted_at)
-                       if marks.get(f"STEP_START:{step}") and marks.get(f"STEP_SUCCESS:{step}") else None
-                       for step in (SIGNALS, ORDERS, POSITIONS)])
+    timelines = [article_timeline(url, article, ticks) for article in articles]
     print("  where the time went (seconds; median over the articles, then each article in order):")
-    width = max(len(label) for label, _, _ in SEGMENTS)
-    for i, (label, _, _) in enumerate(SEGMENTS):
-        values = [r[i] for r in rows if r[i] is not None]
-        median = f"{statistics.median(values):6.2f}" if values else "     -"
-        each = " ".join(f"{v:5.1f}" if v is not None else "    -" for v in (r[i] for r in rows))
-        print(f"    {label:{width}}  {median}   [{each}]")
+    table([(label, [m[b] - m[a] if m.get(a) and m.get(b) else None for m in timelines])
+           for label, a, b in SEGMENTS], "5.1f")
+
+    quoted_at = [r["at"] for r in requests if r["path"].startswith(QUOTE_PATHS)]
     print(f"  CoinSpot quote requests ({', '.join(p + '<coin>' for p in QUOTE_PATHS)}) while each step ran, "
           "by any run (a run process makes at most OMC_COINSPOT_RATE_LIMIT a second):")
-    for i, step in enumerate((SIGNALS, ORDERS, POSITIONS)):
-        values = [q[i] for q in quotes if q[i] is not None]
-        median = f"{statistics.median(values):6.1f}" if values else "     -"
-        each = " ".join(f"{v:5d}" if v is not None else "    -" for v in (q[i] for q in quotes))
-        print(f"    {step:{width}}  {median}   [{each}]")
-    if other_run:
-        print(f"  filled outside its listing run's {ORDERS} step (by another run): {', '.join(other_run)}")
+    table([(step, [sum(within(m, step, at) for at in quoted_at) if m.get(f"STEP_SUCCESS:{step}") else None
+                   for m in timelines]) for step in (SIGNALS, ORDERS, POSITIONS)], "5d")
+
+    # The minutely trading job reads new events too: say so when it, not the listing's run, filled the order.
+    elsewhere = [a["id"] for a, m in zip(articles, timelines)
+                 if m["filled_at"] and not within(m, ORDERS, m["filled_at"])]
+    if elsewhere:
+        print(f"  filled outside its listing run's {ORDERS} step (by another run): {', '.join(elsewhere)}")
+
     # The schedules' runs share the cores, the daemon's run queue and pool coinspot_private (the trading job).
     others: dict[str, list[dict]] = {}
     for run in graphql_runs(url):
@@ -298,6 +308,7 @@ def breakdown(url: str, articles: list[dict], interval: int, requests: list[dict
 
     print("  the schedules' runs created while publishing (how many, median seconds started -> ended): "
           + (", ".join(runs_of(job, runs) for job, runs in sorted(others.items())) or "none"))
+
     # The daemon's sensor loop runs every 5 s and skips a sensor whose last tick started less than
     # its minimum interval ago: the gaps between ticks show the cadence the sensor really got.
     first = min(a["published"] for a in articles) - GAP_SECONDS[1]
@@ -332,20 +343,72 @@ def report(name: str, latencies: list[float], published: int) -> None:
           f"max {max(latencies):.2f} s; {len(latencies)} of {published}")
 
 
-def article_orders(engine: sa.Engine, ids: list[str]) -> dict[str, list]:
+def publish_listings(sandbox: Sandbox, engine: sa.Engine, args, rng: random.Random) -> list[dict]:
+    """Publish the listings, each of a fresh coin priced first; wait until each has its row and
+    its filled order or is past the timeout. Each article says when it was published, when its
+    row and its filled order were seen (None: not within the timeout)."""
+    watcher = LedgerWatcher(engine)
+    watcher.start()
+    published: list[dict] = []
+    try:
+        for i in range(args.articles):
+            time.sleep(rng.uniform(*GAP_SECONDS))
+            name, symbol = f"Bench Token {i}", f"BT{i}"
+            sandbox.coinspot.set_price(symbol, bid=BID, ask=ASK, last=ASK)
+            title = rng.choice(TITLES).format(name=name, sym=symbol)
+            article = sandbox.zendesk.publish(title, f"<p>{name} trades on CoinSpot from today.</p>")
+            published.append({"id": str(article["id"]), "title": title, "published": time.time()})
+            watcher.expect(str(article["id"]))
+        while watcher.error is None and not all(watcher.settled(a, args.timeout) for a in published):
+            time.sleep(POLL_SECONDS)
+    finally:
+        watcher.stopping.set()
+        watcher.join()
+    if watcher.error:
+        raise watcher.error
+    for a in published:
+        for name, seen in (("row", watcher.row_seen), ("filled", watcher.fill_seen)):
+            at = seen.get(a["id"])
+            a[name] = at if at is not None and at - a["published"] <= args.timeout else None  # late counts as lost
+    return published
+
+
+def not_exactly_once(url: str, engine: sa.Engine, published: list[dict]) -> list[str]:
+    """What is wrong with each article's run, row and order: other than one of each, an order
+    not filled, or filled at other than the sandbox's ask. Notes each order's filled_at."""
+    ids = [a["id"] for a in published]
     with engine.connect() as conn:
-        found = conn.execute(sa.select(orders).where(
+        rows = dict(conn.execute(
+            sa.select(CatalystEvent.external_id, sa.func.count()).where(
+                CatalystEvent.source == ANNOUNCEMENTS_SOURCE, CatalystEvent.external_id.in_(ids))
+            .group_by(CatalystEvent.external_id)).all())
+        placed = conn.execute(sa.select(orders).where(
             orders.c.event_source == ANNOUNCEMENTS_SOURCE, orders.c.event_external_id.in_(ids))).all()
-    return {i: [o for o in found if o.event_external_id == i] for i in ids}
+    problems = []
+    for a in published:
+        runs = graphql_runs(url, f"coinspot-article-{a['id']}")
+        if a["row"] is not None and len(runs) != 1:
+            problems.append(f"article {a['id']}: {len(runs)} runs, expected exactly one")
+        if rows.get(a["id"], 0) > 1:
+            problems.append(f"article {a['id']}: {rows[a['id']]} rows, expected one")
+        found = [o for o in placed if o.event_external_id == a["id"]]
+        if len(found) > 1:
+            problems.append(f"article {a['id']}: {len(found)} orders, expected one")
+        for order in found:
+            if order.state != "filled":
+                problems.append(f"article {a['id']}: order {order.id} {order.state} ({order.reason})")
+            elif order.rate != Decimal(ASK):
+                problems.append(f"article {a['id']}: order {order.id} filled at {order.rate}, the ask was {ASK}")
+        a["filled_at"] = next((o.filled_at.timestamp() for o in found if o.filled_at), None)
+    return problems
 
 
-def publication_to_fill(args, database_url: str, engine: sa.Engine, workdir: Path, instance: Path,
-                        instance_env: dict[str, str], where: str) -> bool:
-    rng = random.Random(args.seed)
+def publication_to_fill(args, engine: sa.Engine, workdir: Path, instance: Path, instance_env: dict[str, str],
+                        where: str) -> bool:
     with Sandbox() as sandbox:
         env = {
             **sandbox.env(),
-            settings.DATABASE_URL: database_url,
+            settings.DATABASE_URL: engine.url.render_as_string(hide_password=False),
             settings.LISTING_SENSOR_SECONDS: str(args.sensor_seconds),
             settings.SEC_USER_AGENT: AGENT,
             settings.COINSPOT_WATCHLIST: "btc",
@@ -362,61 +425,18 @@ def publication_to_fill(args, database_url: str, engine: sa.Engine, workdir: Pat
             print(f"  dg dev serving after {time.perf_counter() - started:.1f} s")
             history = history_run(url, args.timeout, workdir / "dg.log")
             print(f"  history run {history['runId'][:8]} done {time.perf_counter() - started:.1f} s after start")
-            watcher = LedgerWatcher(engine)
-            watcher.start()
-            published: list[dict] = []
-            try:
-                for i in range(args.articles):
-                    time.sleep(rng.uniform(*GAP_SECONDS))
-                    name, symbol = f"Bench Token {i}", f"BT{i}"
-                    sandbox.coinspot.set_price(symbol, bid=BID, ask=ASK, last=ASK)
-                    title = rng.choice(TITLES).format(name=name, sym=symbol)
-                    article = sandbox.zendesk.publish(title, f"<p>{name} trades on CoinSpot from today.</p>")
-                    published.append({"id": str(article["id"]), "title": title, "published": time.time()})
-                    watcher.expect(str(article["id"]))
-                while watcher.error is None and not all(watcher.settled(a, args.timeout) for a in published):
-                    time.sleep(POLL_SECONDS)
-            finally:
-                watcher.stopping.set()
-                watcher.join()
-            if watcher.error:
-                raise watcher.error
-
+            published = publish_listings(sandbox, engine, args, random.Random(args.seed))
             failures = []
             for a in published:
-                for name, seen in (("row", watcher.row_seen), ("filled", watcher.fill_seen)):
-                    at = seen.get(a["id"])
-                    a[name] = at if at is not None and at - a["published"] <= args.timeout else None  # late: lost
                 row = f"{a['row'] - a['published']:6.2f} s" if a["row"] else "  NONE  "
                 fill = f"{a['filled'] - a['published']:6.2f} s" if a["filled"] else "  NONE  "
                 print(f"  article {a['id']}: row {row}  filled order {fill}   {a['title']}")
-                if not (a["row"] and a["filled"]):
-                    failures.append(f"article {a['id']} ({a['title']!r}): no {'row' if not a['row'] else 'filled order'} "
-                                    f"within {args.timeout:.0f} s of its publication")
+                for name, what in (("row", "catalyst_events row"), ("filled", "filled order")):
+                    if a[name] is None:
+                        failures.append(f"article {a['id']} ({a['title']!r}): no {what} within {args.timeout:.0f} s "
+                                        "of its publication")
             time.sleep(2 * args.sensor_seconds)  # a duplicate run or order would show by now
-            ids = [a["id"] for a in published]
-            for a in published:
-                runs = graphql_runs(url, f"coinspot-article-{a['id']}")
-                if a["row"] is not None and len(runs) != 1:
-                    failures.append(f"article {a['id']}: {len(runs)} runs, expected exactly one")
-            with engine.connect() as conn:
-                counts = dict(conn.execute(
-                    sa.select(CatalystEvent.external_id, sa.func.count()).where(
-                        CatalystEvent.source == ANNOUNCEMENTS_SOURCE, CatalystEvent.external_id.in_(ids))
-                    .group_by(CatalystEvent.external_id)).all())
-            failures += [f"article {k}: {n} rows" for k, n in counts.items() if n != 1]
-            for a in published:
-                found = article_orders(engine, [a["id"]])[a["id"]]
-                if len(found) > 1:
-                    failures.append(f"article {a['id']}: {len(found)} orders, expected one")
-                for order in found:
-                    if order.state != "filled":
-                        failures.append(f"article {a['id']}: order {order.id} {order.state} ({order.reason})")
-                    elif order.rate != Decimal(ASK):
-                        failures.append(f"article {a['id']}: order {order.id} filled at {order.rate}, the ask was {ASK}")
-                filled = [o.filled_at for o in found if o.filled_at]
-                a["filled_at"] = filled[0].timestamp() if filled else None
-
+            failures += not_exactly_once(url, engine, published)
             report("catalyst_events row", [a["row"] - a["published"] for a in published if a["row"]], len(published))
             report("filled paper order", [a["filled"] - a["published"] for a in published if a["filled"]],
                    len(published))
@@ -454,7 +474,8 @@ def main() -> int:
             instance, instance_env = stack.POSTGRES_INSTANCE, {
                 "DAGSTER_POSTGRES_URL": database.set(drivername="postgresql+psycopg2").render_as_string(
                     hide_password=False)}
-            where = f"Dagster instance: PostgreSQL, scratch database {database.database} ({instance.relative_to(stack.ROOT)})"
+            where = (f"Dagster instance: PostgreSQL, scratch database {database.database} "
+                     f"({instance.relative_to(stack.ROOT)})")
         else:
             instance, instance_env = stack.EMBEDDED_INSTANCE, {}
             where = f"Dagster instance: SQLite files in a temporary folder ({instance.relative_to(stack.ROOT)})"
@@ -462,8 +483,7 @@ def main() -> int:
         where += (f"; ledger: PostgreSQL, scratch database {engine.url.database}" if args.postgres
                   else "; ledger: SQLite, a temporary file")
         workdir = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="omc_bench_stack_")))
-        ok = publication_to_fill(args, engine.url.render_as_string(hide_password=False), engine, workdir,
-                                 instance, instance_env, where)
+        ok = publication_to_fill(args, engine, workdir, instance, instance_env, where)
     return 0 if ok else 1
 
 
