@@ -39,22 +39,31 @@ def server_url() -> sa.URL:
 
 
 @contextlib.contextmanager
-def scratch_postgres() -> Iterator[sa.Engine]:
-    """A fresh, migrated PostgreSQL database ``omc_bench_<random>``, dropped on exit."""
+def scratch_database() -> Iterator[sa.URL]:
+    """An empty PostgreSQL database ``omc_bench_<random>``, dropped on exit (its connections closed by force)."""
     server = server_url()
     admin = server.render_as_string(hide_password=False)
     name = f"omc_bench_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.set(database=name).render_as_string(hide_password=False)
     try:
-        engine = get_engine(url)
-        upgrade(engine)
-        yield engine
+        yield server.set(database=name)
     finally:
-        get_engine(url).dispose()
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def scratch_postgres() -> Iterator[sa.Engine]:
+    """A fresh PostgreSQL database ``omc_bench_<random>`` migrated as a ledger, dropped on exit."""
+    with scratch_database() as database:
+        url = database.render_as_string(hide_password=False)
+        try:
+            engine = get_engine(url)
+            upgrade(engine)
+            yield engine
+        finally:
+            get_engine(url).dispose()
 
 
 @contextlib.contextmanager

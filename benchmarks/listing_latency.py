@@ -1,20 +1,24 @@
-"""Listing latency: what a sensor tick costs, and how long a new article takes to reach the ledger.
+"""Listing latency: what a sensor tick costs, and how long a new listing takes to become a filled paper order.
 
     python benchmarks/listing_latency.py [--ticks 50] [--articles 10] [--sensor-seconds 5] [--seed 7]
+                                         [--instance postgres|sqlite] [--postgres]
 
 (1) Tick cost: evaluates coinspot_listing_sensor and sec_filing_sensor ``--ticks``
 times each in-process against the sandbox, with the cursor their first tick (the
 history tick) left, and prints p50/p95/max seconds per tick (target p95 < 1 s).
 
-(2) Publication-to-row latency: starts the sandbox and ``dg dev`` (web UI and
-daemon, the project's dagster.yaml) with OMC_LISTING_SENSOR_SECONDS=--sensor-seconds
-and a scratch SQLite ledger (``--postgres``: a scratch PostgreSQL database), waits
-for the listing sensor's history run, then publishes ``--articles`` articles at
-random moments (gaps of 3-15 s, seeded) and measures, for each, the seconds from
-publication to its ``catalyst_events`` row (the database polled every 0.2 s).
-Prints each, p50 (target < 8 s) and p95 (target < 15 s), and where the time went,
-from the sensor tick and the run's events. Exits 1 if an article never lands within
-``--timeout`` seconds, or lands with other than exactly one run and one row.
+(2) Publication to filled order: starts the sandbox and ``dg dev`` (web UI and daemon)
+with OMC_LISTING_SENSOR_SECONDS=--sensor-seconds, Dagster's instance storage on a
+scratch PostgreSQL database (deploy/postgres/dagster.yaml; ``--instance sqlite``: the
+project's dagster.yaml) and a scratch SQLite ledger (``--postgres``: a scratch
+PostgreSQL database). It waits for the listing sensor's history run, then publishes
+``--articles`` listings of fresh coins, each priced in the sandbox first, at random
+moments (gaps of 3-15 s, seeded), and measures, for each, the seconds from publication
+to its ``catalyst_events`` row and to its paper order in ``trading_orders`` reaching
+``filled`` (the database polled every 0.2 s). Prints each, p50 and p95 of both
+(targets p50 <= 8 s, p95 <= 15 s), and where the time went, from the sensor tick and
+the run's events. Exits 1 if an article has no row or no filled order within
+``--timeout`` seconds, or has other than exactly one run, one row and one order.
 """
 
 from __future__ import annotations
@@ -31,25 +35,30 @@ import sys
 import tempfile
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
 import yaml
-from _common import scratch_postgres, scratch_sqlite
+from _common import scratch_database, scratch_postgres, scratch_sqlite
 
 from omc_pipelines import sensors, settings
 from omc_pipelines.db.models import CatalystEvent
 from omc_pipelines.definitions import build_resources
 from omc_pipelines.ledgers.catalyst import ANNOUNCEMENTS_SOURCE
 from omc_pipelines.sandbox import Sandbox, stack
+from omc_trading.tables import orders
 
 TARGET_TICK_P95 = 1.0
 TARGET_P50, TARGET_P95 = 8.0, 15.0
 GAP_SECONDS = (3.0, 15.0)
 POLL_SECONDS = 0.2
 AGENT = "OMC benchmark bench@example.com"
+# Listings only: each one is to become a filled paper order.
 TITLES = ["New Coin Listing: {name} ({sym})", "Now listed on CoinSpot: {name} ({sym})",
-          "Delisting Notice: {name} ({sym})", "Scheduled maintenance: {name} ({sym}) wallet upgrade"]
+          "New listing: {name} ({sym}) now tradeable"]
+# The sandbox's price of every benchmark coin: a paper buy fills at the ask.
+BID, ASK = "1.98", "2.00"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -62,8 +71,8 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def dequeue_interval() -> str:
-    config = yaml.safe_load((stack.ROOT / "dagster.yaml").read_text()) or {}
+def dequeue_interval(instance: Path) -> str:
+    config = yaml.safe_load(instance.read_text()) or {}
     coordinator = config.get("run_coordinator") or {}
     if not coordinator.get("class", "").startswith("QueuedRunCoordinator"):
         return f"run coordinator {coordinator.get('class', 'default')}"
@@ -105,49 +114,64 @@ def tick_cost(sandbox: Sandbox, ticks: int) -> None:
               f"target p95 < {TARGET_TICK_P95:.0f} s: {verdict(p95 < TARGET_TICK_P95)}")
 
 
-# --- (2) publication to row --------------------------------------------------------------------
+# --- (2) publication to row and to filled order -----------------------------------------------
 
 
-class RowWatcher(threading.Thread):
-    """Polls catalyst_events every 0.2 s; records when each awaited article's row first shows."""
+class LedgerWatcher(threading.Thread):
+    """Polls the ledger every 0.2 s; records when each awaited article's catalyst_events row,
+    and its paper order in state filled, first show."""
 
     def __init__(self, engine: sa.Engine):
         super().__init__(daemon=True)
         self.engine = engine
-        self.pending: set[str] = set()
-        self.seen: dict[str, float] = {}
+        self.awaited: set[str] = set()
+        self.row_seen: dict[str, float] = {}
+        self.fill_seen: dict[str, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
 
     def expect(self, external_id: str) -> None:
         with self.lock:
-            self.pending.add(external_id)
+            self.awaited.add(external_id)
 
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
                 with self.lock:
-                    wanted = sorted(self.pending)
-                if wanted:
-                    query = sa.select(CatalystEvent.external_id).where(
-                        CatalystEvent.source == ANNOUNCEMENTS_SOURCE, CatalystEvent.external_id.in_(wanted))
-                    with self.engine.connect() as conn:
-                        found = set(conn.execute(query).scalars())
-                    now = time.time()
-                    with self.lock:
-                        for external_id in found & self.pending:
-                            self.seen[external_id] = now
-                        self.pending -= found
+                    rows_wanted = sorted(self.awaited - self.row_seen.keys())
+                    fills_wanted = sorted(self.awaited - self.fill_seen.keys())
+                rows, fills = set(), set()
+                with self.engine.connect() as conn:
+                    if rows_wanted:
+                        rows = set(conn.execute(sa.select(CatalystEvent.external_id).where(
+                            CatalystEvent.source == ANNOUNCEMENTS_SOURCE,
+                            CatalystEvent.external_id.in_(rows_wanted))).scalars())
+                    if fills_wanted:
+                        fills = set(conn.execute(sa.select(orders.c.event_external_id).where(
+                            orders.c.event_source == ANNOUNCEMENTS_SOURCE, orders.c.state == "filled",
+                            orders.c.event_external_id.in_(fills_wanted))).scalars())
+                now = time.time()
+                with self.lock:
+                    for external_id in rows:
+                        self.row_seen.setdefault(external_id, now)
+                    for external_id in fills:
+                        self.fill_seen.setdefault(external_id, now)
                 self.stopping.wait(POLL_SECONDS)
         except BaseException as exc:  # reported by the main thread
             self.error = exc
+
+    def settled(self, article: dict, timeout: float) -> bool:
+        """Its row and its fill are seen, or it is past the timeout."""
+        with self.lock:
+            return (article["id"] in self.row_seen and article["id"] in self.fill_seen) \
+                or time.time() - article["published"] > timeout
 
 
 def graphql_runs(url: str, run_key: str | None = None) -> list[dict]:
     where = f'(filter: {{tags: [{{key: "dagster/run_key", value: {json.dumps(run_key)}}}]}})' if run_key else ""
     data = stack.graphql(url, f"{{ runsOrError{where} {{ ... on Runs {{ results {{ runId status jobName "
-                              "creationTime tags { key value } } } } }")
+                              "creationTime startTime endTime tags { key value } } } } }")
     return data["runsOrError"]["results"]
 
 
@@ -174,10 +198,11 @@ def listing_ticks(url: str) -> list[dict]:
 
 
 def run_timeline(url: str, run_id: str) -> dict[str, float]:
-    """Seconds since the epoch of the run's milestones: created, the first event of each kind, process start."""
+    """Seconds since the epoch of the run's milestones: created, process start, the first event
+    of each kind for the run ("RUN_START") and for each step ("STEP_START:trading_orders")."""
     data = stack.graphql(url, f"{{ runOrError(runId: {json.dumps(run_id)}) {{ ... on Run {{ creationTime "
                               "eventConnection(limit: 1000) { events { ... on MessageEvent "
-                              "{ eventType timestamp message } } } } } }")
+                              "{ eventType timestamp message stepKey } } } } } }")
     run = data["runOrError"]
     marks = {"created": run["creationTime"]}
     for event in run["eventConnection"]["events"]:
@@ -185,45 +210,105 @@ def run_timeline(url: str, run_id: str) -> dict[str, float]:
         if not (kind and stamp):
             continue
         when = int(stamp) / 1000
-        marks.setdefault(kind.replace("PIPELINE_", "RUN_"), when)  # the first of each kind
+        kind = kind.replace("PIPELINE_", "RUN_")
+        marks.setdefault(f"{kind}:{event['stepKey']}" if event.get("stepKey") else kind, when)
         if kind == "ENGINE_EVENT" and event.get("message", "").startswith("Started process"):
             marks.setdefault("process", when)
+        if kind == "ENGINE_EVENT" and event.get("message", "").startswith("Step blocked by limit for pool"):
+            marks.setdefault(f"POOL_BLOCKED:{event['stepKey']}", when)
+    for step in POOLED:  # a step that never waited for its pool waited 0 s
+        if f"STEP_START:{step}" in marks:
+            marks.setdefault(f"POOL_BLOCKED:{step}", marks[f"STEP_START:{step}"])
     return marks
 
 
+ANNOUNCEMENTS, SIGNALS, ORDERS, POSITIONS = ("coinspot_announcements", "trading_signals", "trading_orders",
+                                             "trading_positions")
+POOLED = (SIGNALS, ORDERS)  # the steps holding pool coinspot_private (limit 1, shared with the minutely trading job)
+QUOTE_PATHS = ("/pubapi/v2/buyprice/", "/pubapi/v2/sellprice/")
+# (label, from, to): keys of one article's timeline. The first rows chain from publication to
+# the filled order seen; the indented ones are beside that chain.
 SEGMENTS = [
-    # (label, from, to): keys of one article's timeline
     ("wait for the next sensor tick", "published", "tick"),
     ("tick: evaluate, create the run", "tick", "created"),
     ("run queue: created -> launched", "created", "RUN_STARTING"),
     ("launch: spawn the run process", "RUN_STARTING", "process"),
     ("run process: import, load code", "process", "RUN_START"),
-    ("run start -> step start", "RUN_START", "STEP_START"),
-    ("step: read source, upsert", "STEP_START", "ASSET_MATERIALIZATION"),
-    ("row seen - materialization", "ASSET_MATERIALIZATION", "row"),
+    ("run start -> announcements step", "RUN_START", f"STEP_START:{ANNOUNCEMENTS}"),
+    ("announcements: read, upsert", f"STEP_START:{ANNOUNCEMENTS}", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}"),
+    ("  event row seen - materialization", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}", "row"),
+    ("blocking checks -> signals step", f"ASSET_MATERIALIZATION:{ANNOUNCEMENTS}", f"STEP_START:{SIGNALS}"),
+    ("  of which waiting for the pool", f"POOL_BLOCKED:{SIGNALS}", f"STEP_START:{SIGNALS}"),
+    ("signals: strategy, risk gate", f"STEP_START:{SIGNALS}", f"STEP_SUCCESS:{SIGNALS}"),
+    ("signals done -> orders step", f"STEP_SUCCESS:{SIGNALS}", f"STEP_START:{ORDERS}"),
+    ("  of which waiting for the pool", f"POOL_BLOCKED:{ORDERS}", f"STEP_START:{ORDERS}"),
+    ("orders: quote, paper fill", f"STEP_START:{ORDERS}", "filled_at"),
+    ("filled order seen - filled_at", "filled_at", "filled"),
+    ("  after the fill: positions step", f"STEP_START:{POSITIONS}", f"STEP_SUCCESS:{POSITIONS}"),
+    ("  after the fill: fill -> run end", "filled", "RUN_SUCCESS"),
 ]
 
 
-def breakdown(url: str, articles: list[dict], interval: int) -> None:
-    ticks = listing_ticks(url)
-    rows = []
-    for article in articles:
-        key = f"coinspot-article-{article['id']}"
-        tick = next((t for t in ticks if key in t["runKeys"]), None)
-        runs = graphql_runs(url, key)
-        marks = {"published": article["published"], "row": article.get("row")}
-        if tick:
-            marks["tick"] = tick["timestamp"]
-        if runs:
-            marks.update(run_timeline(url, runs[0]["runId"]))
-        rows.append([(marks[b] - marks[a]) if marks.get(a) and marks.get(b) else None for _, a, b in SEGMENTS])
-    print("  where the time went (seconds; median over the articles, then each article in order):")
-    width = max(len(label) for label, _, _ in SEGMENTS)
-    for i, (label, _, _) in enumerate(SEGMENTS):
-        values = [r[i] for r in rows if r[i] is not None]
-        median = f"{statistics.median(values):6.2f}" if values else "     -"
-        each = " ".join(f"{v:5.1f}" if v is not None else "    -" for v in (r[i] for r in rows))
+def article_timeline(url: str, article: dict, ticks: list[dict]) -> dict[str, float | None]:
+    """What the benchmark saw of one article, and the tick and the run that handled it."""
+    key = f"coinspot-article-{article['id']}"
+    marks = {k: article.get(k) for k in ("published", "row", "filled", "filled_at")}
+    tick = next((t for t in ticks if key in t["runKeys"]), None)
+    if tick:
+        marks["tick"] = tick["timestamp"]
+    runs = graphql_runs(url, key)
+    if runs:
+        marks.update(run_timeline(url, runs[0]["runId"]))
+    return marks
+
+
+def table(rows: list[tuple[str, list[float | None]]], number: str) -> None:
+    """One line per row: its label, the median of its values, then each value in article order."""
+    width = max(len(label) for label, _ in rows)
+    for label, values in rows:
+        known = [v for v in values if v is not None]
+        median = f"{statistics.median(known):6.2f}" if known else "     -"
+        each = " ".join(format(v, number) if v is not None else "    -" for v in values)
         print(f"    {label:{width}}  {median}   [{each}]")
+
+
+def within(marks: dict, step: str, at: float) -> bool:
+    start, end = marks.get(f"STEP_START:{step}"), marks.get(f"STEP_SUCCESS:{step}")
+    return bool(start and end) and start <= at <= end
+
+
+def breakdown(url: str, articles: list[dict], interval: int, requests: list[dict]) -> None:
+    ticks = listing_ticks(url)
+    timelines = [article_timeline(url, article, ticks) for article in articles]
+    print("  where the time went (seconds; median over the articles, then each article in order):")
+    table([(label, [m[b] - m[a] if m.get(a) and m.get(b) else None for m in timelines])
+           for label, a, b in SEGMENTS], "5.1f")
+
+    quoted_at = [r["at"] for r in requests if r["path"].startswith(QUOTE_PATHS)]
+    print(f"  CoinSpot quote requests ({', '.join(p + '<coin>' for p in QUOTE_PATHS)}) while each step ran, "
+          "by any run (a run process makes at most OMC_COINSPOT_RATE_LIMIT a second):")
+    table([(step, [sum(within(m, step, at) for at in quoted_at) if m.get(f"STEP_SUCCESS:{step}") else None
+                   for m in timelines]) for step in (SIGNALS, ORDERS, POSITIONS)], "5d")
+
+    # The minutely trading job reads new events too: say so when it, not the listing's run, filled the order.
+    elsewhere = [a["id"] for a, m in zip(articles, timelines)
+                 if m["filled_at"] and not within(m, ORDERS, m["filled_at"])]
+    if elsewhere:
+        print(f"  filled outside its listing run's {ORDERS} step (by another run): {', '.join(elsewhere)}")
+
+    # The schedules' runs share the cores, the daemon's run queue and pool coinspot_private (the trading job).
+    others: dict[str, list[dict]] = {}
+    for run in graphql_runs(url):
+        if run["jobName"] != "catalyst_listings" and run["creationTime"] >= articles[0]["published"]:
+            others.setdefault(run["jobName"], []).append(run)
+
+    def runs_of(job: str, runs: list[dict]) -> str:
+        took = [r["endTime"] - r["startTime"] for r in runs if r["startTime"] and r["endTime"]]
+        return f"{job} {len(runs)}" + (f" ({statistics.median(took):.1f} s)" if took else "")
+
+    print("  the schedules' runs created while publishing (how many, median seconds started -> ended): "
+          + (", ".join(runs_of(job, runs) for job, runs in sorted(others.items())) or "none"))
+
     # The daemon's sensor loop runs every 5 s and skips a sensor whose last tick started less than
     # its minimum interval ago: the gaps between ticks show the cadence the sensor really got.
     first = min(a["published"] for a in articles) - GAP_SECONDS[1]
@@ -235,81 +320,127 @@ def breakdown(url: str, articles: list[dict], interval: int) -> None:
               f"{sum(g > 1.5 * interval for g in gaps)} of {len(gaps)} longer than 1.5x the interval")
 
 
-def publication_to_row(args, database_url: str, engine: sa.Engine, workdir: Path) -> bool:
-    rng = random.Random(args.seed)
+def risk_room(env: dict[str, str], articles: int) -> dict[str, str]:
+    """Risk limits that let every benchmark listing buy: the defaults allow 10 buys of
+    OMC_TRADE_AUD a day, and a refused buy would be no latency to measure."""
+    config = settings.load(env)
+    spend = config.trade_aud * articles
+    return {
+        settings.RISK_DAILY_SPEND_AUD: str(max(config.risk_daily_spend_aud, spend)),
+        settings.RISK_MAX_TOTAL_EXPOSURE_AUD: str(max(config.risk_max_total_exposure_aud, spend)),
+        settings.RISK_MAX_OPEN_POSITIONS: str(max(config.risk_max_open_positions, articles)),
+        settings.PAPER_START_AUD: str(max(config.paper_start_aud, spend)),
+    }
+
+
+def report(name: str, latencies: list[float], published: int) -> None:
+    if not latencies:
+        print(f"  publication -> {name}: none within the timeout")
+        return
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    print(f"  publication -> {name}: p50 {p50:.2f} s (target <= {TARGET_P50:.0f} s: {verdict(p50 <= TARGET_P50)}), "
+          f"p95 {p95:.2f} s (target <= {TARGET_P95:.0f} s: {verdict(p95 <= TARGET_P95)}), "
+          f"max {max(latencies):.2f} s; {len(latencies)} of {published}")
+
+
+def publish_listings(sandbox: Sandbox, engine: sa.Engine, args, rng: random.Random) -> list[dict]:
+    """Publish the listings, each of a fresh coin priced first; wait until each has its row and
+    its filled order or is past the timeout. Each article says when it was published, when its
+    row and its filled order were seen (None: not within the timeout)."""
+    watcher = LedgerWatcher(engine)
+    watcher.start()
+    published: list[dict] = []
+    try:
+        for i in range(args.articles):
+            time.sleep(rng.uniform(*GAP_SECONDS))
+            name, symbol = f"Bench Token {i}", f"BT{i}"
+            sandbox.coinspot.set_price(symbol, bid=BID, ask=ASK, last=ASK)
+            title = rng.choice(TITLES).format(name=name, sym=symbol)
+            article = sandbox.zendesk.publish(title, f"<p>{name} trades on CoinSpot from today.</p>")
+            published.append({"id": str(article["id"]), "title": title, "published": time.time()})
+            watcher.expect(str(article["id"]))
+        while watcher.error is None and not all(watcher.settled(a, args.timeout) for a in published):
+            time.sleep(POLL_SECONDS)
+    finally:
+        watcher.stopping.set()
+        watcher.join()
+    if watcher.error:
+        raise watcher.error
+    for a in published:
+        for name, seen in (("row", watcher.row_seen), ("filled", watcher.fill_seen)):
+            at = seen.get(a["id"])
+            a[name] = at if at is not None and at - a["published"] <= args.timeout else None  # late counts as lost
+    return published
+
+
+def not_exactly_once(url: str, engine: sa.Engine, published: list[dict]) -> list[str]:
+    """What is wrong with each article's run, row and order: other than one of each, an order
+    not filled, or filled at other than the sandbox's ask. Notes each order's filled_at."""
+    ids = [a["id"] for a in published]
+    with engine.connect() as conn:
+        rows = dict(conn.execute(
+            sa.select(CatalystEvent.external_id, sa.func.count()).where(
+                CatalystEvent.source == ANNOUNCEMENTS_SOURCE, CatalystEvent.external_id.in_(ids))
+            .group_by(CatalystEvent.external_id)).all())
+        placed = conn.execute(sa.select(orders).where(
+            orders.c.event_source == ANNOUNCEMENTS_SOURCE, orders.c.event_external_id.in_(ids))).all()
+    problems = []
+    for a in published:
+        runs = graphql_runs(url, f"coinspot-article-{a['id']}")
+        if a["row"] is not None and len(runs) != 1:
+            problems.append(f"article {a['id']}: {len(runs)} runs, expected exactly one")
+        if rows.get(a["id"], 0) > 1:
+            problems.append(f"article {a['id']}: {rows[a['id']]} rows, expected one")
+        found = [o for o in placed if o.event_external_id == a["id"]]
+        if len(found) > 1:
+            problems.append(f"article {a['id']}: {len(found)} orders, expected one")
+        for order in found:
+            if order.state != "filled":
+                problems.append(f"article {a['id']}: order {order.id} {order.state} ({order.reason})")
+            elif order.rate != Decimal(ASK):
+                problems.append(f"article {a['id']}: order {order.id} filled at {order.rate}, the ask was {ASK}")
+        a["filled_at"] = next((o.filled_at.timestamp() for o in found if o.filled_at), None)
+    return problems
+
+
+def publication_to_fill(args, engine: sa.Engine, workdir: Path, instance: Path, instance_env: dict[str, str],
+                        where: str) -> bool:
     with Sandbox() as sandbox:
         env = {
             **sandbox.env(),
-            settings.DATABASE_URL: database_url,
+            settings.DATABASE_URL: engine.url.render_as_string(hide_password=False),
             settings.LISTING_SENSOR_SECONDS: str(args.sensor_seconds),
             settings.SEC_USER_AGENT: AGENT,
             settings.COINSPOT_WATCHLIST: "btc",
         }
+        env.update(risk_room(env, args.articles))
         filing_seconds = settings.load(env).filing_sensor_seconds
-        print(f"(2) publication -> catalyst_events row: {args.articles} articles, gaps {GAP_SECONDS[0]:.0f}-"
-              f"{GAP_SECONDS[1]:.0f} s (seed {args.seed}); listing sensor every {args.sensor_seconds} s "
-              f"(OMC_LISTING_SENSOR_SECONDS), filing sensor every {filing_seconds} s; {dequeue_interval()}; "
-              f"ledger on {engine.dialect.name}")
+        print(f"(2) publication -> catalyst_events row -> filled paper order: {args.articles} listings of fresh coins "
+              f"(sandbox ask {ASK}), gaps {GAP_SECONDS[0]:.0f}-{GAP_SECONDS[1]:.0f} s (seed {args.seed}); listing "
+              f"sensor every {args.sensor_seconds} s (OMC_LISTING_SENSOR_SECONDS), filing sensor every "
+              f"{filing_seconds} s; {dequeue_interval(instance)}")
+        print(f"  {where}")
         started = time.perf_counter()
-        with stack.dagster_dev(workdir, env) as url:
+        with stack.dagster_dev(workdir, {**env, **instance_env}, instance=instance) as url:
             print(f"  dg dev serving after {time.perf_counter() - started:.1f} s")
             history = history_run(url, args.timeout, workdir / "dg.log")
             print(f"  history run {history['runId'][:8]} done {time.perf_counter() - started:.1f} s after start")
-            watcher = RowWatcher(engine)
-            watcher.start()
-            published: list[dict] = []
-            try:
-                for i in range(args.articles):
-                    time.sleep(rng.uniform(*GAP_SECONDS))
-                    name = f"Bench Token {i}"
-                    title = rng.choice(TITLES).format(name=name, sym=f"BT{i}")
-                    article = sandbox.zendesk.publish(title, f"<p>{name} news.</p>")
-                    published.append({"id": str(article["id"]), "title": title, "published": time.time()})
-                    watcher.expect(str(article["id"]))
-                # Until every article has landed or is past the timeout.
-                while watcher.error is None:
-                    with watcher.lock:
-                        now = time.time()
-                        if all(a["id"] in watcher.seen or now - a["published"] > args.timeout for a in published):
-                            break
-                    time.sleep(POLL_SECONDS)
-            finally:
-                watcher.stopping.set()
-                watcher.join()
-            if watcher.error:
-                raise watcher.error
-
-            latencies, failures = [], []
+            published = publish_listings(sandbox, engine, args, random.Random(args.seed))
+            failures = []
             for a in published:
-                row_at = watcher.seen.get(a["id"])
-                if row_at is not None and row_at - a["published"] > args.timeout:
-                    row_at = None  # landed, but too late to count
-                a["row"] = row_at
-                if row_at is None:
-                    failures.append(f"article {a['id']} ({a['title']!r}): no row {args.timeout:.0f} s after it")
-                    print(f"  article {a['id']}: NO ROW within {args.timeout:.0f} s   {a['title']}")
-                    continue
-                latencies.append(row_at - a["published"])
-                print(f"  article {a['id']}: {row_at - a['published']:6.2f} s   {a['title']}")
-            time.sleep(2 * args.sensor_seconds)  # a duplicate run would show by now
-            for a in published:
-                runs = graphql_runs(url, f"coinspot-article-{a['id']}")
-                if a["row"] is not None and len(runs) != 1:
-                    failures.append(f"article {a['id']}: {len(runs)} runs, expected exactly one")
-            with engine.connect() as conn:
-                counts = dict(conn.execute(
-                    sa.select(CatalystEvent.external_id, sa.func.count()).where(
-                        CatalystEvent.source == ANNOUNCEMENTS_SOURCE,
-                        CatalystEvent.external_id.in_([a["id"] for a in published]))
-                    .group_by(CatalystEvent.external_id)).all())
-            failures += [f"article {k}: {n} rows" for k, n in counts.items() if n != 1]
-
-            if latencies:
-                p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
-                print(f"  latency p50 {p50:.2f} s   target < {TARGET_P50:.0f} s: {verdict(p50 < TARGET_P50)}")
-                print(f"  latency p95 {p95:.2f} s   target < {TARGET_P95:.0f} s: {verdict(p95 < TARGET_P95)}"
-                      f"   (max {max(latencies):.2f} s, {len(latencies)} of {len(published)} landed)")
-            breakdown(url, published, args.sensor_seconds)
+                row = f"{a['row'] - a['published']:6.2f} s" if a["row"] else "  NONE  "
+                fill = f"{a['filled'] - a['published']:6.2f} s" if a["filled"] else "  NONE  "
+                print(f"  article {a['id']}: row {row}  filled order {fill}   {a['title']}")
+                for name, what in (("row", "catalyst_events row"), ("filled", "filled order")):
+                    if a[name] is None:
+                        failures.append(f"article {a['id']} ({a['title']!r}): no {what} within {args.timeout:.0f} s "
+                                        "of its publication")
+            time.sleep(2 * args.sensor_seconds)  # a duplicate run or order would show by now
+            failures += not_exactly_once(url, engine, published)
+            report("catalyst_events row", [a["row"] - a["published"] for a in published if a["row"]], len(published))
+            report("filled paper order", [a["filled"] - a["published"] for a in published if a["filled"]],
+                   len(published))
+            breakdown(url, published, args.sensor_seconds, list(sandbox.server.requests))
     print(machine_line())
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
@@ -319,10 +450,13 @@ def publication_to_row(args, database_url: str, engine: sa.Engine, workdir: Path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=50, help="quiet ticks per sensor in (1); 0 skips (1)")
-    parser.add_argument("--articles", type=int, default=10, help="articles published in (2); 0 skips (2)")
+    parser.add_argument("--articles", type=int, default=10, help="listings published in (2); 0 skips (2)")
     parser.add_argument("--sensor-seconds", type=int, default=5, help="OMC_LISTING_SENSOR_SECONDS for (2), at least 5")
     parser.add_argument("--seed", type=int, default=7, help="seed of the gaps between publications")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds before an article counts as lost")
+    parser.add_argument("--instance", choices=("postgres", "sqlite"), default="postgres",
+                        help="(2) Dagster's runs, event logs and schedules: on a scratch PostgreSQL database "
+                             "(deploy/postgres/dagster.yaml, the default) or in SQLite files (dagster.yaml)")
     parser.add_argument("--postgres", action="store_true", help="(2) on a scratch PostgreSQL ledger instead of SQLite")
     args = parser.parse_args()
     if args.sensor_seconds < 5:
@@ -335,9 +469,21 @@ def main() -> int:
     if not args.articles:
         return 0
     with contextlib.ExitStack() as stack_:
+        if args.instance == "postgres":
+            database = stack_.enter_context(scratch_database())
+            instance, instance_env = stack.POSTGRES_INSTANCE, {
+                "DAGSTER_POSTGRES_URL": database.set(drivername="postgresql+psycopg2").render_as_string(
+                    hide_password=False)}
+            where = (f"Dagster instance: PostgreSQL, scratch database {database.database} "
+                     f"({instance.relative_to(stack.ROOT)})")
+        else:
+            instance, instance_env = stack.EMBEDDED_INSTANCE, {}
+            where = f"Dagster instance: SQLite files in a temporary folder ({instance.relative_to(stack.ROOT)})"
         engine = stack_.enter_context(scratch_postgres() if args.postgres else scratch_sqlite())
+        where += (f"; ledger: PostgreSQL, scratch database {engine.url.database}" if args.postgres
+                  else "; ledger: SQLite, a temporary file")
         workdir = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="omc_bench_stack_")))
-        ok = publication_to_row(args, engine.url.render_as_string(hide_password=False), engine, workdir)
+        ok = publication_to_fill(args, engine, workdir, instance, instance_env, where)
     return 0 if ok else 1
 
 

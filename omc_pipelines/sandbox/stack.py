@@ -1,6 +1,6 @@
 """The whole stack against the sandbox: `dg dev` (web UI and daemon) in a scratch
-Dagster home made from the project's dagster.yaml. Used by the end-to-end tests
-and the latency benchmark."""
+Dagster home made from one of the project's instance files (dagster.yaml, or
+deploy/postgres/dagster.yaml). Used by the end-to-end tests and the latency benchmark."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_INSTANCE = ROOT / "dagster.yaml"
+# Storage in PostgreSQL at DAGSTER_POSTGRES_URL (a postgresql+psycopg2:// URL), which the caller's env sets.
+POSTGRES_INSTANCE = ROOT / "deploy" / "postgres" / "dagster.yaml"
 
 
 class StackError(RuntimeError):
@@ -29,12 +32,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0):
-    """Start `dg dev` from the repository root; yield its URL; stop its whole process group."""
+def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, instance: Path = EMBEDDED_INSTANCE):
+    """Start `dg dev` from the repository root on a copy of ``instance``; yield its URL; stop its whole process group."""
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    # The project's instance settings (queued runs, 1 s dequeue, telemetry off), storage in workdir.
-    config = (ROOT / "dagster.yaml").read_text().replace(".omc/dagster", str(workdir / "dagster"))
+    # The project's instance settings (queued runs, 1 s dequeue, telemetry off), local files in workdir.
+    config = instance.read_text().replace(".omc/dagster", str(workdir / "dagster"))
     (home / "dagster.yaml").write_text(config)
     port = free_port()
     log_path = workdir / "dg.log"
