@@ -33,6 +33,9 @@ TRADING_RULES = (
 )
 # A snapshot this recent is as good as asking CoinSpot again (and costs no request).
 SNAPSHOT_AS_QUOTE = timedelta(seconds=30)
+# A quote asked for this recently is given again: sizing an order and filling it on paper ask
+# one after the other, and should see one price (CoinSpot's rate limit thanks us too).
+QUOTE_REUSE = timedelta(seconds=2)
 
 
 def trading_config(config: Settings) -> TradingConfig:
@@ -86,19 +89,23 @@ class LedgerQuotes:
     def __init__(self, engine: sa.Engine, public: CoinSpotPublic,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.engine, self.public, self.clock = engine, public, clock
+        self._asked: dict[str, Quote] = {}
 
     def quote(self, coin: str) -> Quote | None:
-        coin = coin.lower()
+        coin, now = coin.lower(), self.clock()
+        asked = self._asked.get(coin)
+        if asked is not None and now - asked.at <= QUOTE_REUSE:
+            return asked
         with self.engine.connect() as conn:
             stored = latest_prices(conn).get(coin)
-        now = self.clock()
         if stored is not None and now - stored.at <= SNAPSHOT_AS_QUOTE:
             return stored
         try:
             ask, bid = self.public.rate("buy", coin), self.public.rate("sell", coin)
         except SourceError:
             return stored  # older, and the paper broker judges its age
-        return Quote(coin, bid, ask, now, "coinspot /pubapi/v2/buyprice and /sellprice")
+        self._asked[coin] = Quote(coin, bid, ask, now, "coinspot /pubapi/v2/buyprice and /sellprice")
+        return self._asked[coin]
 
 
 def recent_catalysts(conn: sa.Connection, since: datetime, mode: str) -> tuple[list[Catalyst], list[str]]:

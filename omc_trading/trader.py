@@ -58,8 +58,12 @@ class SignalReport:
 
 class Trader:
     def __init__(self, engine: sa.Engine, broker: Broker, config: TradingConfig,
-                 clock: Callable[[], datetime] = utc_now):
+                 clock: Callable[[], datetime] = utc_now, quote_held: bool = True):
         self.engine, self.broker, self.config, self.clock = engine, broker, config, clock
+        # Ask the broker for the held coins the given prices lack. A run that must be quick (a
+        # catalyst's run: publication to order) leaves them out: unpriced holdings count at cost
+        # and their exits wait for the next run that prices them.
+        self.quote_held = quote_held
 
     @property
     def mode(self) -> Mode:
@@ -113,7 +117,9 @@ class Trader:
             return positions.daily_pnl(conn, self.mode, day, prices, now)
 
     def _priced(self, prices: Mapping[str, Quote]) -> dict[str, Quote]:
-        """``prices``, with a broker quote for each held coin they lack."""
+        """``prices``, with a broker quote for each held coin they lack (when ``quote_held``)."""
+        if not self.quote_held:
+            return dict(prices)
         with self.engine.connect() as conn:
             held = positions.holdings(conn, self.mode)
         found = dict(prices)

@@ -11,9 +11,9 @@ import pytest
 from dagster import AssetKey, DagsterRunStatus, EnvVar, RunRequest, build_schedule_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from omc_pipelines import schedules, settings
+from omc_pipelines import schedules, sensors, settings
 from omc_pipelines.definitions import build_defs, build_resources
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.ledgers import exchange, trading
 
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_specs.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,5 +154,6 @@ def test_both_instances_retry_failed_catalyst_runs_and_hold_each_pool_to_one(hom
     assert config["concurrency"]["pools"]["default_limit"] == 1
     pools = {pool for node in defs.resolve_asset_graph().asset_nodes for pool in (node.pools or [])}
     assert pools == {"sec", "coinspot_private"}
-    for job in ("catalyst_listings", "catalyst_filings"):
+    assert {job.name for job in sensors.ALL_JOBS} == set(trading.CATALYST_JOBS)  # the quick trading runs
+    for job in trading.CATALYST_JOBS:
         assert defs.resolve_job_def(job).tags["dagster/max_retries"] == "3"

@@ -232,3 +232,15 @@ def test_the_trading_job_records_todays_pnl(paper, sandbox, engine, instance):
     assert result.success
     pnl = meta(result, "trading_pnl_daily")
     assert (pnl["day"], pnl["spent_aud"], pnl["fees_aud"], pnl["orders_filled"]) == (today, "100.00", "1.00", 1)
+
+
+def test_a_quote_is_asked_of_coinspot_once_for_sizing_and_filling(engine, sandbox):
+    """Sizing an order and filling it on paper ask one after the other: one price, one pair of requests."""
+    from omc_pipelines.trading_bridge import LedgerQuotes
+
+    sandbox.coinspot.set_price("foo", bid="1.98", ask="2.00", last="2.00")
+    with CoinSpotResource(base_url=sandbox.url).client() as public:
+        quotes = LedgerQuotes(engine, public)
+        first, second = quotes.quote("foo"), quotes.quote("FOO")
+    assert first == second and (first.bid, first.ask) == (Decimal("1.98"), Decimal("2.00"))
+    assert [r["path"] for r in sandbox.server.requests] == ["/pubapi/v2/buyprice/foo", "/pubapi/v2/sellprice/foo"]

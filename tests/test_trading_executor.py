@@ -17,6 +17,7 @@ from omc_trading import controls
 from omc_trading.broker import Fill, OrderOutcomeUnknown
 from omc_trading.config import TradingConfig
 from omc_trading.positions import book_fill
+from omc_trading.trader import Trader
 from omc_trading.tables import orders, paper_fills
 from trading_fakes import (
     T0, Clock, CountingBroker, Quotes, TimesOutAfterFilling, listing, paper_trader, rows, run,
@@ -101,6 +102,21 @@ def test_an_exit_refused_by_the_kill_switch_is_tried_again_after_resume(engine, 
     assert rows(engine, "trading_lots")[0]["closed_at"] is not None
     clock.advance(minutes=30)
     assert run(trader)["exits"].signals == []  # the position is closed: nothing more to exit
+
+
+def test_a_quick_run_prices_no_held_coin_one_by_one_and_still_trades(engine, clock, quotes):
+    """A catalyst's run must not spend seconds quoting every coin the book holds."""
+    trader, broker = paper_trader(engine, clock, quotes)
+    run(trader, [listing("1", "SOL")])
+    quick = Trader(engine, broker, trader.config, clock, quote_held=False)
+    broker.quoted.clear()
+    report = run(quick, [listing("2", "ETH")])
+    assert [s.decision for s in report["signals"].signals] == ["accepted"]
+    assert states(engine) == [("sol", "filled"), ("eth", "filled")]
+    assert broker.quoted == Counter({"eth": 1})  # the order's own quote, and no held coin's
+    broker.quoted.clear()
+    run(trader)  # the minutely job prices what it holds
+    assert set(broker.quoted) == {"sol", "eth"}
 
 
 # --- never twice ---------------------------------------------------------------------------

@@ -59,9 +59,12 @@ class CountingBroker:
     def __init__(self, inner: PaperBroker, place_delay: float = 0.0):
         self.inner, self.mode, self.place_delay = inner, inner.mode, place_delay
         self.placed: Counter[str] = Counter()
+        self.quoted: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def quote(self, coin: str) -> Quote | None:
+        with self._lock:
+            self.quoted[coin] += 1
         return self.inner.quote(coin)
 
     def balances(self) -> dict[str, Decimal]:

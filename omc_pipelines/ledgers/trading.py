@@ -29,6 +29,8 @@ GROUP = "trading"
 # Everything that may talk to CoinSpot's private API holds this pool (limit 1 in dagster.yaml):
 # the API key's nonce has one writer.
 POOL = "coinspot_private"
+# The sensors' jobs: trading rides along after their catalyst asset.
+CATALYST_JOBS = ("catalyst_listings", "catalyst_filings")
 # Events recorded this recently are read by each run; the strategy refuses the too old ones
 # (once: a signal is never recorded twice), so this only bounds the reading.
 EVENT_LOOKBACK = timedelta(hours=1)
@@ -47,13 +49,18 @@ class Session:
 @contextmanager
 def session(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
             coinspot: CoinSpotResource) -> Iterator[Session]:
-    """A trader on the effective mode's broker; says the mode and the kill switch in the log."""
+    """A trader on the effective mode's broker; says the mode and the kill switch in the log.
+
+    In a catalyst's run (publication to order, where every second counts) held coins that the
+    Exchange ledger has no price for are not quoted one by one: they count at cost, and the
+    minutely trading job prices them for exits and valuation."""
     engine = ledger_db.engine()
     config = trading.config()
+    quick = context.job_name in CATALYST_JOBS
     with coinspot.client() as public:
         broker, mode = trading.broker(engine, LedgerQuotes(engine, public), config)
         try:
-            trader = Trader(engine, broker, config)
+            trader = Trader(engine, broker, config, quote_held=not quick)
             kill_switch = trader.kill_switch().describe()
             # Live asked for and not granted is worth a warning: the user expects real orders.
             (context.log.warning if config.mode != mode.mode else context.log.info)(mode.reason)
