@@ -81,6 +81,12 @@ def open_lots(conn: sa.Connection, mode: Mode, coin: str | None = None) -> list[
     return [Lot(r["id"], r["coin"], r["remaining"], r["cost_aud"] - matched[r["id"]], r["opened_at"]) for r in rows]
 
 
+def held_coins(conn: sa.Connection) -> list[str]:
+    """Every coin an open lot holds, in either book: coins whose price must be kept."""
+    return list(conn.execute(sa.select(lots.c.coin).where(lots.c.closed_at.is_(None)).distinct()
+                             .order_by(lots.c.coin)).scalars())
+
+
 def holdings(conn: sa.Connection, mode: Mode) -> dict[str, Holding]:
     by_coin: dict[str, list[Lot]] = defaultdict(list)
     for lot in open_lots(conn, mode):

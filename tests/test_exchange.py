@@ -285,3 +285,22 @@ def test_price_checks_flag_non_positive_and_crossed_prices(resources, engine, sa
     assert not evaluations["bid_not_above_ask"].passed
     assert evaluations["bid_not_above_ask"].metadata["crossed"].value == 1
     assert evaluations["no_duplicate_keys"].passed
+
+
+def test_coins_the_trading_books_hold_are_priced_every_minute(resources, engine, sandbox):
+    """A freshly listed coin is in no watchlist, yet exits and valuation need its price."""
+    from decimal import Decimal
+
+    from omc_trading.tables import lots, orders
+
+    now = datetime.now(timezone.utc)
+    sandbox.coinspot.set_price("foo", bid="1.98", ask="2.00", last="2.00")
+    with engine.begin() as conn:
+        order_id = conn.execute(sa.insert(orders).values(
+            idempotency_key="k", mode="paper", coin="foo", side="buy", state="filled", requested_at=now,
+        )).inserted_primary_key[0]
+        conn.execute(sa.insert(lots).values(mode="paper", coin="foo", order_id=order_id, coin_amount=Decimal("1"),
+                                            remaining=Decimal("1"), cost_aud=Decimal("2"), opened_at=now))
+    assert materialize([exchange.coinspot_price_snapshots], resources=resources,
+                       tags={exchange.OBSERVED_AT_TAG: OBSERVED}).success
+    assert ("foo", "aud") in {(r.coin, r.market) for r in rows(engine, PriceSnapshot.coin, PriceSnapshot.market)}

@@ -14,6 +14,7 @@ from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
 from omc_pipelines.sources.http import SourceError
+from omc_trading.positions import held_coins
 
 GROUP = "exchange"
 SNAPSHOT_KEY = ("coin", "market", "observed_at")
@@ -88,11 +89,15 @@ def trade_rows(trades: list[TradePrint], collected_at: datetime) -> list[dict]:
     group_name=GROUP,
     kinds={"sql"},
     description="CoinSpot bid/ask/last per coin and market, one row per observation: "
-    "/pubapi/v2/latest plus /latest/{coin} for watched coins the summary leaves out.",
+    "/pubapi/v2/latest plus /latest/{coin} for watched coins (and coins the trading books hold) the summary leaves out.",
 )
 def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDatabase, coinspot: CoinSpotResource) -> MaterializeResult:
     observed_at = observation_time(context)
     failed: dict[str, str] = {}
+    # The coins the trading books hold are watched too: exits and valuation need their prices
+    # every minute, and a freshly listed coin is in no watchlist.
+    with ledger_db.engine().connect() as conn:
+        watched = list(dict.fromkeys([*coinspot.watchlist, *held_coins(conn)]))
     with coinspot.client() as client:
         try:
             quotes = client.latest()
@@ -102,7 +107,7 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
             failed["/latest"] = str(exc)
             quotes = []
         covered = {q.coin for q in quotes if q.market == "aud"}
-        for coin in coinspot.watchlist:
+        for coin in watched:
             if coin in covered:
                 continue
             try:
