@@ -129,6 +129,10 @@ def run_keys(found) -> dict[str, int]:
 # --- the test ----------------------------------------------------------------------------
 
 
+# One path through the daemon, once: on PostgreSQL, as it runs in production (the UI test drives
+# the daemon on a SQLite ledger; everything here is also tested in-process on both databases).
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_new_articles_and_filings_become_one_run_and_one_row_each_across_a_daemon_restart(
     database_url, sandbox, tmp_path
 ):
