@@ -12,7 +12,7 @@ from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
 from omc_pipelines.ledgers import exchange
 from omc_pipelines.resources import CoinSpotResource
 from omc_pipelines.sandbox import Fault
-from omc_pipelines.sources.http import SourcePayloadError, SourceUnavailable
+
 
 pytestmark = pytest.mark.integration
 MARKET_DATA = [exchange.coinspot_price_snapshots, exchange.coinspot_trades]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 # One definition for both packages: the trading core may not import the pipelines.
-from omc_trading.columns import UtcDateTime  # noqa: F401 (re-exported: models and migrations use it)
+from omc_trading.columns import UtcDateTime
+
+__all__ = ["BigId", "NameList", "StringList", "UtcDateTime"]  # UtcDateTime: models and migrations use it from here
 
 
 # A list of strings: a real ARRAY on PostgreSQL, JSON on SQLite.
