@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from omc_pipelines.sandbox.server import Fault, SandboxServer, serve
+from omc_pipelines.sandbox.server import Fault, Response, SandboxServer, serve
 from omc_pipelines.sandbox.zendesk import RECORDINGS, HelpCentre
 from omc_pipelines.sources.announcements import (
     IMPACT,
@@ -177,6 +178,11 @@ def test_parse_optional_fields_and_lenient_forms():
         (lambda a: a.update(created_at=1749683112), "articles[2].created_at is 1749683112"),
         (lambda a: a.update(updated_at="2025-13-45T00:00:00Z"), "articles[2].updated_at"),
         (lambda a: a.update(section_id="news"), "articles[2].section_id"),
+        # Zendesk's ids are positive: a negative or zero one is no article.
+        (lambda a: a.update(id=-30045615912437), "articles[2].id is -30045615912437"),
+        (lambda a: a.update(id=0), "articles[2].id is 0"),
+        (lambda a: a.update(id="0"), "articles[2].id is '0'"),
+        (lambda a: a.update(section_id=-115000579994), "articles[2].section_id is -115000579994"),
         (lambda a: a.update(label_names="listing"), "articles[2].label_names"),
         (lambda a: a.update(body={"html": "<p>"}), "articles[2].body"),
     ],
@@ -259,13 +265,16 @@ def test_parse_article_list_reads_items_sections_and_next():
     ]
     assert page.section_urls == ["https://coinspot.zendesk.com/hc/en-us/sections/111-New-Coin-Listings"]
     assert page.next_url == "https://coinspot.zendesk.com/hc/en-us/sections/111?page=2#articles"
-    assert page.challenge is False
+    assert page.challenge is False and page.scripted is False
+    scripted = LIST_HTML.replace("</body>", "<script src='/theme.js'></script></body>")
+    assert parse_article_list(scripted, "https://coinspot.zendesk.com/hc/en-us/categories/1").scripted
 
 
-def test_parse_article_list_refuses_a_link_without_an_id():
-    html = '<ul><li class="article-list-item"><a class="article-list-link" href="/hc/en-us/search">Search</a></li></ul>'
+@pytest.mark.parametrize("href", ["/hc/en-us/search", "/hc/en-us/articles/0-Zero", "/hc/en-us/articles/-5-Minus"])
+def test_parse_article_list_refuses_a_link_without_an_id(href):
+    html = f'<ul><li class="article-list-item"><a class="article-list-link" href="{href}">Search</a></li></ul>'
     error = _payload_error(parse_article_list, html, "https://x/hc/en-us/categories/1")
-    assert "li.article-list-item a.article-list-link[0] href '/hc/en-us/search'" in str(error)
+    assert f"li.article-list-item a.article-list-link[0] href '{href}' names no article id" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -603,6 +612,55 @@ def test_a_published_listing_comes_first_on_the_api_and_the_html_paths(hc, http)
     assert fetched.path_used == "html" and [_key(a) for a in fetched.articles] == [_key(newest)]
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", ["oversized", "503", "malformed"])
+def test_a_browser_is_not_tried_when_the_help_centre_answers_badly(hc, http, fault):
+    """A browser passes a bot challenge and renders a list; it mends no server that answers
+    too much, an error or garbage: it would only read the same bad page, slowly."""
+    hc.server.inject(Fault("/api/", fault, times=0))
+    hc.server.inject(Fault("/hc/", fault, times=0))
+    never = object()  # a "browser" that fails with an AttributeError the moment it is used
+    with pytest.raises(AnnouncementsUnavailable) as caught:
+        _client(http, browser=never).fetch(limit=3)
+    api, html, browser = caught.value.failures
+    assert (api.path, html.path, browser.path) == ("api", "html", "browser")
+    assert browser.reason.startswith("not tried: ")
+    assert "; browser: not tried: " in str(caught.value)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("variant", ["negative", "zero"])
+def test_articles_with_impossible_ids_are_never_recorded(database_url, sandbox, variant):
+    """The API's answer with every id negated (or zeroed) was stored as 25 new events (or one, "0")."""
+    import sqlalchemy as sa
+    from dagster import materialize
+
+    from omc_pipelines.db import get_engine
+    from omc_pipelines.db.models import CatalystEvent
+    from omc_pipelines.ledgers import catalyst
+    from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase
+
+    resources = {"ledger_db": LedgerDatabase(url=database_url, auto_migrate=False),
+                 "announcements": AnnouncementsResource(base_url=sandbox.url, retries=1, backoff=0.01,
+                                                        history_days=3650, browser_path="/nonexistent/chromium")}
+    columns = [CatalystEvent.external_id, CatalystEvent.event_type, CatalystEvent.title, CatalystEvent.published_at,
+               CatalystEvent.url, CatalystEvent.currencies]
+
+    def recorded():
+        with get_engine(database_url).connect() as conn:
+            return sorted(conn.execute(sa.select(*columns).where(CatalystEvent.source == "coinspot_announcements")))
+
+    assert materialize([catalyst.coinspot_announcements], resources=resources).success
+    before = recorded()
+    sandbox.inject(Fault("/api/v2/help_center", "wrong_shape", times=0, variant=variant))
+
+    result = materialize([catalyst.coinspot_announcements], resources=resources)
+
+    assert result.success and recorded() == before  # the HTML pages name the same articles
+    metadata = result.asset_materializations_for_node("coinspot_announcements")[0].metadata
+    assert metadata["path_used"].value == "html"
+
+
 # --- the browser path ------------------------------------------------------------------------
 
 
@@ -638,7 +696,50 @@ def test_browser_fallback_passes_the_challenge_with_its_own_chromium(hc, http, a
 @pytest.mark.browser
 def test_browser_path_fails_fast_on_a_missing_category(hc, http, chromium):
     with pytest.raises(AnnouncementsUnavailable) as caught:
-        CoinSpotAnnouncements(http, "999", CHROMIUM, browser=chromium, browser_timeout=30).fetch()
-    reasons = {f.path: f.reason for f in caught.value.failures}
-    assert "HTTP 404" in reasons["api"] and "HTTP 404" in reasons["html"]
-    assert reasons["browser"].startswith("HTTP 404 for ")
+        CoinSpotAnnouncements(http, "999", CHROMIUM, browser=chromium, browser_timeout=30, paths=("browser",)).fetch()
+    [browser] = caught.value.failures
+    assert browser.reason.startswith("HTTP 404 for ")
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+@pytest.mark.parametrize("page", ["category", "article"])
+@pytest.mark.parametrize("variant", ["declared", "chunked"])
+def test_the_browser_reads_no_page_over_the_size_cap(hc, http, chromium, page, variant):
+    """Chromium took some 20 s to lay out a 64 MiB page, and reading it back took 250 MB here."""
+    hc.centre.set_mode(html="javascript")
+    path = f"/hc/en-us/categories/{CATEGORY}" if page == "category" else "/hc/en-us/articles/"
+    hc.server.inject(Fault(path, "oversized", times=0, variant=variant))
+    started = time.monotonic()
+    with pytest.raises(AnnouncementsUnavailable) as caught:
+        _client(http, browser=chromium, browser_timeout=10, paths=("browser",)).fetch(limit=3)
+    assert time.monotonic() - started < 5
+    assert "33,554,432" in caught.value.failures[-1].reason and "limit" in caught.value.failures[-1].reason
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_a_page_its_script_makes_too_large_is_measured_in_the_page_and_never_read_back(hc, chromium):
+    page = ('<html><head><title>Help</title></head><body><script>'
+            'document.body.setAttribute("data-x", "x".repeat(2000000))</script></body></html>')
+    hc.server.route("GET", r"/hc/en-us/categories/big", lambda req, m: Response(body=page, content_type="text/html"))
+    with HttpSource("zendesk-small", hc.url, timeout=5.0, retries=0, rate_limit=1000.0, max_bytes=1_000_000) as http:
+        with pytest.raises(AnnouncementsUnavailable) as caught:
+            CoinSpotAnnouncements(http, "big", CHROMIUM, browser=chromium, browser_timeout=1,
+                                  paths=("browser",)).fetch(limit=3)
+    reason = caught.value.failures[0].reason
+    assert "a page of 2,0" in reason and "characters is over the 1,000,000-character limit" in reason
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_the_browser_path_ends_with_its_clients_budget(hc, chromium):
+    """A sensor tick gives its client a budget: the browser's pages are read within it too."""
+    hc.centre.set_mode(api="refused", html="javascript")
+    hc.server.inject(Fault("/hc/en-us/articles/", "drip", times=0, seconds=0.05))
+    with HttpSource("zendesk-budget", hc.url, timeout=5.0, retries=0, rate_limit=1000.0, budget=3.0) as http:
+        started = time.monotonic()
+        with pytest.raises(AnnouncementsUnavailable) as caught:
+            _client(http, browser=chromium, browser_timeout=30).fetch(limit=3)
+        assert time.monotonic() - started < 4.5
+    assert "budget" in caught.value.failures[-1].reason

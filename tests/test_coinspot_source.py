@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.coinspot import RECORDINGS
@@ -102,10 +103,19 @@ def test_split_market_key(key, expected):
     assert split_market_key(key) == expected
 
 
-def test_parse_latest_empty_string_and_missing_prices_are_none():
-    payload = {"status": "ok", "message": "ok", "prices": {"xyz": {"bid": "", "ask": " 2.5 ", "last": None}, "abc": {}}}
-    quotes = parse_latest(payload)
-    assert quotes == [PriceQuote("xyz", "aud", None, 2.5, None), PriceQuote("abc", "aud", None, None, None)]
+def test_parse_latest_empty_string_and_null_prices_are_none():
+    payload = {"status": "ok", "message": "ok", "prices": {"xyz": {"bid": "", "ask": " 2.5 ", "last": None}}}
+    assert parse_latest(payload) == [PriceQuote("xyz", "aud", None, 2.5, None)]
+
+
+@pytest.mark.parametrize("name", ["bid", "ask", "last"])
+def test_a_price_coinspot_always_sends_must_be_there(latest_payload, pepe_payload, name):
+    """CoinSpot sends bid, ask and last for every pair, "NaN" or null for no price: an absent
+    one is a wrong answer, never "no price" stored over a real one."""
+    del latest_payload["prices"]["eth"][name]
+    assert f"prices.eth has no {name!r}" in _payload_error(parse_latest, latest_payload).reason
+    del pepe_payload["prices"][name]
+    assert f"prices has no {name!r}" in _payload_error(parse_latest_coin, pepe_payload, "pepe").reason
 
 
 def test_parse_latest_numeric_nan_is_none_and_integers_are_floats():
@@ -479,3 +489,27 @@ def test_client_rides_out_a_short_burst_of_faults(sandbox, coinspot, sleeps):
     sandbox.inject(Fault("/pubapi/v2/latest", "503", times=1))
     assert len(coinspot.latest()) == 20
     assert sleeps[0] == 1.0 and len(sleeps) == 2  # Retry-After, then a backoff
+
+
+@pytest.mark.integration
+def test_a_coin_answered_without_its_ask_is_skipped_and_its_stored_price_kept(resources, engine, sandbox):
+    from dagster import materialize
+
+    from omc_pipelines.db.models import PriceSnapshot
+    from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG, coinspot_price_snapshots
+
+    def pepe():
+        with engine.connect() as conn:
+            return conn.execute(sa.select(PriceSnapshot.bid, PriceSnapshot.ask, PriceSnapshot.last)
+                                .where(PriceSnapshot.coin == "pepe")).all()
+
+    tags = {OBSERVED_AT_TAG: "2026-11-26T10:15:00+00:00"}  # a retried tick: the same observation
+    assert materialize([coinspot_price_snapshots], resources=resources, tags=tags).success
+    before = pepe()
+    sandbox.inject(Fault("/pubapi/v2/latest/pepe", "wrong_shape", times=0, variant="missing"))  # "ask" dropped
+
+    result = materialize([coinspot_price_snapshots], resources=resources, tags=tags)
+
+    assert result.success and pepe() == before and before[0].ask is not None
+    failed = result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata["failed"].value
+    assert list(failed) == ["pepe"] and "coinspot: malformed payload: prices has no 'ask'" in failed["pepe"]

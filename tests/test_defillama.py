@@ -64,18 +64,53 @@ def test_chains_from_the_recording():
     assert (chains["Base"].token_symbol, chains["Base"].gecko_id, chains["Base"].chain_id) == (None, None, 8453)
 
 
-def test_chains_tolerate_strings_nulls_and_missing_fields():
+def test_chains_tolerate_strings_nulls_and_missing_optional_fields():
     payload = [
         {"name": "Ethereum", "tvl": "5.0e10", "tokenSymbol": "ETH", "gecko_id": "ethereum", "chainId": "1"},
         {"name": "Cosmos", "tvl": None, "chainId": "cosmoshub-4"},
-        {"name": "Bare"},
+        {"name": "Bare", "tvl": 2.0},
         {"name": "Ethereum", "tvl": 1.0},  # listed twice: the first stands
     ]
     assert parse_chains(payload) == [
         Chain("Ethereum", 5.0e10, "ETH", "ethereum", 1),
         Chain("Cosmos", None, None, None, None),
-        Chain("Bare", None, None, None, None),
+        Chain("Bare", 2.0, None, None, None),
     ]
+
+
+# What DeFiLlama always sends (null where it has no value) must be there: an answer that
+# leaves it out has another shape, and would store "no value" over the real one.
+@pytest.mark.parametrize(
+    "parse, payload, field",
+    [
+        (parse_chains, [{"name": "Ethereum", "tvl": 1.0}, {"name": "Solana"}], "body[1] has no 'tvl'"),
+        (lambda payload: parse_chain_tvl(payload, "Tron"), [{"date": 1640995200, "tvl": 1.0}, {"date": 1641081600}],
+         "body[1] has no 'tvl'"),
+        (parse_protocols, [{"name": "Aave V3", "slug": "aave-v3", "symbol": "AAVE", "chains": [], "tvl": 1.0}],
+         "body[0] has no 'category'"),
+        (parse_protocols, [{"name": "Aave V3", "symbol": "AAVE", "category": "Lending", "chains": []}],
+         "body[0] has no 'tvl'"),
+        (parse_stablecoins, {"peggedAssets": [{"id": "1", "symbol": "USDT", "name": "Tether", "pegType": "peggedUSD",
+                                               "circulating": {"peggedUSD": 1.0}}]}, "peggedAssets[0] has no 'price'"),
+        (parse_stablecoins, {"peggedAssets": [{"id": "1", "symbol": "USDT", "name": "Tether", "price": 1.0,
+                                               "circulating": {"peggedUSD": 1.0}}]}, "peggedAssets[0] has no 'pegType'"),
+    ],
+)
+def test_a_field_defillama_always_sends_must_be_there(parse, payload, field):
+    with _fails_naming(field):
+        parse(payload)
+
+
+def test_the_fees_overview_may_leave_a_field_out_of_a_row_but_not_out_of_every_row():
+    """It omits a protocol's empty category, chains or totals (GMX has no category in the
+    recording); one that no protocol has was dropped from the answer."""
+    fees = _recording("overview_fees_dailyFees.json")
+    for name in ("category", "chains", "total24h", "total7d", "total30d"):
+        payload = copy.deepcopy(fees)
+        for row in payload["protocols"]:
+            row.pop(name, None)
+        with _fails_naming(f"no protocol has {name!r}"):
+            parse_fees(payload, "fees")
 
 
 @pytest.mark.parametrize(
@@ -84,9 +119,9 @@ def test_chains_tolerate_strings_nulls_and_missing_fields():
         ({"name": "Ethereum", "tvl": "lots"}, "body[0].tvl"),
         ({"name": "Ethereum", "tvl": True}, "body[0].tvl"),
         ({"name": "Ethereum", "tvl": {"usd": 1}}, "body[0].tvl"),
-        ({"tvl": 1.0}, "body[0].name"),
-        ({"name": "Ethereum", "chainId": 1.5}, "body[0].chainId"),
-        ({"name": "Ethereum", "tokenSymbol": 7}, "body[0].tokenSymbol"),
+        ({"name": None, "tvl": 1.0}, "body[0].name"),
+        ({"name": "Ethereum", "tvl": 1.0, "chainId": 1.5}, "body[0].chainId"),
+        ({"name": "Ethereum", "tvl": 1.0, "tokenSymbol": 7}, "body[0].tokenSymbol"),
     ],
 )
 def test_chains_garbage_names_the_field(row, field):
@@ -125,13 +160,12 @@ def test_unix_seconds_become_the_utc_date_whatever_the_local_zone(monkeypatch):
     assert points[0].tvl_usd == 2.0  # the later point of the day stands
 
 
-def test_chain_tvl_tolerates_strings_nulls_milliseconds_and_keeps_negative_tvl():
+def test_chain_tvl_tolerates_strings_nulls_milliseconds_and_passes_negative_tvl_on():
     payload = [
-        {"date": "1641168000", "tvl": "-1250.5"},  # 2022-01-03, negative: data, not an error
+        {"date": "1641168000", "tvl": "-1250.5"},  # 2022-01-03, negative: the ledger rejects it, with its reason
         {"date": 1640995200, "tvl": 1.5e11},  # 2022-01-01
         {"date": 1641081600000, "tvl": 3},  # 2022-01-02 in milliseconds
         {"date": 1641254400, "tvl": None},  # 2022-01-04 without a value: no row
-        {"date": 1641340800},  # nor without the key
     ]
     assert parse_chain_tvl(payload, "Tron") == [
         ChainTvl("Tron", date(2022, 1, 1), 1.5e11),
@@ -145,7 +179,7 @@ def test_chain_tvl_tolerates_strings_nulls_milliseconds_and_keeps_negative_tvl()
     [
         ([{"date": 1640995200, "tvl": 1.0}, {"date": 1641081600, "tvl": "n/a"}], "body[1].tvl"),
         ([{"date": "yesterday", "tvl": 1.0}], "body[0].date"),
-        ([{"tvl": 1.0}], "body[0].date"),
+        ([{"date": None, "tvl": 1.0}], "body[0].date"),
         ([{"date": 1e30, "tvl": 1.0}], "body[0].date"),
         ([[1640995200, 1.0]], "body[0]"),
         ({"tvl": []}, "body"),
@@ -156,10 +190,10 @@ def test_chain_tvl_garbage_names_the_field(payload, field):
         parse_chain_tvl(payload, "Ethereum")
 
 
-@pytest.mark.parametrize("tvl", [None, "NaN", float("nan"), ""])
+@pytest.mark.parametrize("tvl", [None, "NaN", float("nan"), "", 0, "0"])
 def test_a_series_without_a_single_tvl_is_an_error(tvl):
     payload = [{"date": 1640995200 + 86400 * i, "tvl": tvl} for i in range(3)]
-    with pytest.raises(SourcePayloadError, match="none of the 3 points has a tvl") as err:
+    with pytest.raises(SourcePayloadError, match="none of the 3 points has a tvl other than zero") as err:
         parse_chain_tvl(payload, "Solana", url="https://api.llama.fi/v2/historicalChainTvl/Solana")
     assert err.value.url == "https://api.llama.fi/v2/historicalChainTvl/Solana"
 
@@ -198,10 +232,11 @@ def test_protocols_from_the_recording():
     assert (marinade.tvl_usd, marinade.change_1d, marinade.mcap) == (None, None, None)  # mcap key absent
 
 
-def test_protocols_tolerate_missing_fields_and_strings():
+def test_protocols_tolerate_missing_optional_fields_nulls_and_strings():
     payload = [
-        {"name": "Uniswap V3", "tvl": "4.5e9", "change_1d": "-0.4", "mcap": None, "chains": ["Ethereum", "Base", "Ethereum"]},
-        {"name": "Odd", "slug": "odd", "symbol": "", "tvl": -12.5},
+        {"name": "Uniswap V3", "symbol": None, "category": None, "tvl": "4.5e9", "change_1d": "-0.4", "mcap": None,
+         "chains": ["Ethereum", "Base", "Ethereum"]},
+        {"name": "Odd", "slug": "odd", "symbol": "", "category": "", "chains": None, "tvl": -12.5},
     ]
     assert parse_protocols(payload) == [
         Protocol("uniswap-v3", "Uniswap V3", None, None, ("Ethereum", "Base"), 4.5e9, -0.4, None),
@@ -209,20 +244,42 @@ def test_protocols_tolerate_missing_fields_and_strings():
     ]
 
 
+AAVE = {"name": "Aave V3", "slug": "aave-v3", "symbol": "AAVE", "category": "Lending", "chains": [], "tvl": 1.0}
+
+
 @pytest.mark.parametrize(
     "row, field",
     [
-        ({"name": "Aave V3", "slug": "aave-v3", "tvl": "a lot"}, "body[0].tvl"),
-        ({"name": "Aave V3", "slug": "aave-v3", "mcap": "?"}, "body[0].mcap"),
-        ({"name": "Aave V3", "slug": "aave-v3", "change_1d": [1]}, "body[0].change_1d"),
-        ({"name": "Aave V3", "slug": "aave-v3", "chains": "Ethereum"}, "body[0].chains"),
-        ({"name": "Aave V3", "slug": "aave-v3", "chains": ["Ethereum", 1]}, "body[0].chains[1]"),
-        ({"slug": "aave-v3"}, "body[0].name"),
+        ({**AAVE, "tvl": "a lot"}, "body[0].tvl"),
+        ({**AAVE, "mcap": "?"}, "body[0].mcap"),
+        ({**AAVE, "change_1d": [1]}, "body[0].change_1d"),
+        ({**AAVE, "chains": "Ethereum"}, "body[0].chains"),
+        ({**AAVE, "chains": ["Ethereum", 1]}, "body[0].chains[1]"),
+        ({**AAVE, "name": None}, "body[0].name"),
+        ({**AAVE, "category": 7}, "body[0].category"),
     ],
 )
 def test_protocols_garbage_names_the_field(row, field):
     with _fails_naming(field):
         parse_protocols([row])
+
+
+# An answer in which every value is zero (or none has one) says nothing, like an empty one.
+@pytest.mark.parametrize(
+    "parse, payload, complaint",
+    [
+        (parse_protocols, [{**AAVE, "tvl": 0}, {**AAVE, "slug": "lido", "tvl": None}], "no protocol has a tvl other than zero"),
+        (lambda payload: parse_fees(payload, "fees"),
+         {"protocols": [{"name": "Lido", "category": "x", "chains": [], "total24h": 0, "total7d": "0", "total30d": None}]},
+         "no protocol has a total other than zero"),
+        (parse_stablecoins, {"peggedAssets": [{"id": "1", "symbol": "USDT", "name": "Tether", "pegType": "peggedUSD",
+                                               "circulating": {"peggedUSD": 0}, "price": 0}]},
+         "no stablecoin has a circulating supply other than zero"),
+    ],
+)
+def test_an_answer_of_zeros_is_an_error(parse, payload, complaint):
+    with pytest.raises(SourcePayloadError, match=complaint):
+        parse(payload)
 
 
 def test_slugify_as_defillama():
@@ -285,12 +342,16 @@ def test_fees_and_revenue_from_the_recordings():
     assert revenue["uniswap-v3"].total_24h == 0.0 and revenue["uniswap-v3"].data_type == "revenue"
 
 
+LIDO_FEES = {"name": "Lido", "slug": "lido", "category": "Liquid Staking", "chains": ["Ethereum"], "total24h": 1.0,
+             "total7d": 7.0, "total30d": 30.0}
+
+
 @pytest.mark.parametrize(
     "payload, field",
     [
-        ({"protocols": [{"name": "Lido", "slug": "lido", "total24h": "NaN?"}]}, "protocols[0].total24h"),
-        ({"protocols": [{"name": "Lido", "slug": "lido", "total30d": {}}]}, "protocols[0].total30d"),
-        ({"protocols": [{"slug": "lido"}]}, "protocols[0].name"),
+        ({"protocols": [{**LIDO_FEES, "total24h": "NaN?"}]}, "protocols[0].total24h"),
+        ({"protocols": [{**LIDO_FEES, "total30d": {}}]}, "protocols[0].total30d"),
+        ({"protocols": [{**LIDO_FEES, "name": None}]}, "protocols[0].name"),
         ({"total24h": 1.0}, "protocols"),
         ([], "body"),
     ],
@@ -301,7 +362,8 @@ def test_fees_garbage_names_the_field(payload, field):
 
 
 def test_fees_accept_numbers_as_strings():
-    [row] = parse_fees({"protocols": [{"name": "Lido", "slug": "lido", "total24h": "2.9e6", "total7d": ""}]}, "revenue")
+    [row] = parse_fees({"protocols": [{"name": "Lido", "slug": "lido", "category": "Liquid Staking", "chains": None,
+                                       "total24h": "2.9e6", "total7d": "", "total30d": None}]}, "revenue")
     assert (row.total_24h, row.total_7d, row.total_30d, row.chains) == (2.9e6, None, None, ())
 
 
@@ -328,12 +390,13 @@ def test_stablecoins_from_the_recording():
 def test_stablecoins_circulating_by_peg_type_else_the_single_value():
     payload = {"peggedAssets": [
         {"id": "1", "symbol": "AAA", "name": "A", "pegType": "peggedUSD", "circulating": {"peggedEUR": 5.0, "peggedUSD": "7"}, "price": 1},
-        {"id": 7, "symbol": "BBB", "name": "B", "circulating": {"peggedUSD": 3.0}},
-        {"id": "3", "symbol": "CCC", "name": "C", "pegType": "peggedUSD", "circulating": {"peggedEUR": 1.0, "peggedJPY": 2.0}},
+        {"id": 7, "symbol": "BBB", "name": "B", "pegType": None, "circulating": {"peggedUSD": 3.0}, "price": None},
+        {"id": "3", "symbol": "CCC", "name": "C", "pegType": "peggedUSD", "circulating": {"peggedEUR": 1.0, "peggedJPY": 2.0},
+         "price": None},
         {"id": "4", "symbol": "DDD", "name": "D", "pegType": "peggedEUR", "circulating": {"peggedEUR": 10.0}, "price": None},
-        {"id": "5", "symbol": "EEE", "name": "E", "pegType": "peggedUSD"},
-        {"id": "6", "symbol": "FFF", "name": "F", "pegType": "peggedUSD", "circulating": {}},
-        {"id": "1", "symbol": "AAA", "name": "A again"},  # listed twice: the first stands
+        {"id": "5", "symbol": "EEE", "name": "E", "pegType": "peggedUSD", "circulating": None, "price": None},
+        {"id": "6", "symbol": "FFF", "name": "F", "pegType": "peggedUSD", "circulating": {}, "price": None},
+        {"id": "1", "symbol": "AAA", "name": "A again", "pegType": None, "circulating": None, "price": None},  # listed twice
     ]}
     got = [(c.symbol, c.peg_type, c.circulating_usd, c.price) for c in parse_stablecoins(payload)]
     assert [c.id for c in parse_stablecoins(payload)] == ["1", "7", "3", "4", "5", "6"]  # a numeric id too
@@ -350,19 +413,22 @@ def test_stablecoins_circulating_by_peg_type_else_the_single_value():
 @pytest.mark.parametrize(
     "asset, field",
     [
-        ({"id": "1", "symbol": "USDT", "name": "Tether", "pegType": "peggedUSD", "circulating": {"peggedUSD": "lots"}},
-         "peggedAssets[0].circulating.peggedUSD"),
-        ({"id": "1", "symbol": "USDT", "name": "Tether", "circulating": {"peggedUSD": 1.0}, "price": "one"},
-         "peggedAssets[0].price"),
-        ({"id": "1", "symbol": "USDT", "name": "Tether", "circulating": [1.0]}, "peggedAssets[0].circulating"),
-        ({"id": "1", "name": "Tether", "circulating": {"peggedUSD": 1.0}}, "peggedAssets[0].symbol"),
-        ({"symbol": "USDT", "name": "Tether", "circulating": {"peggedUSD": 1.0}}, "peggedAssets[0].id"),
-        ({"id": 1.5, "symbol": "USDT", "name": "Tether"}, "peggedAssets[0].id"),
+        ({"circulating": {"peggedUSD": "lots"}}, "peggedAssets[0].circulating.peggedUSD"),
+        ({"price": "one"}, "peggedAssets[0].price"),
+        ({"circulating": [1.0]}, "peggedAssets[0].circulating"),
+        ({"symbol": None}, "peggedAssets[0].symbol"),
+        ({"id": None}, "peggedAssets[0].id"),
+        ({"id": 1.5}, "peggedAssets[0].id"),
+        ({"id": "-1"}, "peggedAssets[0].id is '-1'"),  # DeFiLlama's ids are positive integers
+        ({"id": 0}, "peggedAssets[0].id is 0"),
+        ({"id": "tether"}, "peggedAssets[0].id is 'tether'"),
     ],
 )
 def test_stablecoins_garbage_names_the_field(asset, field):
+    tether = {"id": "1", "symbol": "USDT", "name": "Tether", "pegType": "peggedUSD", "circulating": {"peggedUSD": 1.0},
+              "price": 1.0}
     with _fails_naming(field):
-        parse_stablecoins({"peggedAssets": [asset]})
+        parse_stablecoins({"peggedAssets": [{**tether, **asset}]})
 
 
 # --- the client against the sandbox -------------------------------------------------------------
@@ -561,10 +627,8 @@ def test_sandbox_serves_empty_answers_and_blank_series_until_reset(llama, served
 def test_selected_protocols_refuse_an_empty_selection_naming_the_url(llama, served):
     server, box = served
     assert {p.slug for p in llama.selected_protocols(["lido"], 0)} == {"lido"}
-    for protocol in box.protocols:
-        protocol["tvl"] = None
     with pytest.raises(SourcePayloadError, match=r"none of the 30 protocols is configured \(atlantis\)") as err:
-        llama.selected_protocols(["atlantis"], 5)
+        llama.selected_protocols(["atlantis"], 0)
     assert err.value.url == f"{server.url}/protocols"
 
 

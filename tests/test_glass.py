@@ -18,9 +18,9 @@ CHAINS = ["Ethereum", "Solana", "Tron"]
 TODAY = datetime.now(timezone.utc).date()
 
 
-def defillama_resource(sandbox, protocols=("aave", "lido")) -> DefiLlamaResource:
+def defillama_resource(sandbox, protocols=("aave", "lido"), top=5) -> DefiLlamaResource:
     return DefiLlamaResource(api_url=sandbox.url, stablecoins_url=sandbox.url, chains=CHAINS, protocols=list(protocols),
-                             top_protocols=5, retries=2, backoff=0.01, rate_limit=1000.0)
+                             top_protocols=top, retries=2, backoff=0.01, rate_limit=1000.0)
 
 
 @pytest.fixture
@@ -101,16 +101,28 @@ def test_snapshots_are_stored_as_of_today_and_a_rerun_replaces_only_today(glass_
     assert metadata["not_found"].value == []
 
 
-def test_throttling_is_ridden_out_and_negative_tvl_fails_its_check(glass_resources, engine, sandbox):
+def test_throttling_is_ridden_out_and_a_negative_tvl_is_rejected_with_its_reason(glass_resources, engine, sandbox):
     sandbox.inject(Fault("/v2/historicalChainTvl", "429", times=2, retry_after=0))
-    day = TODAY - timedelta(days=1)
+    first, day = TODAY - timedelta(days=2), TODAY - timedelta(days=1)
     sandbox.defillama.set_tvl("Tron", day, -5.0)
-    result = materialize([glass.defillama_chain_tvl, *checks_of(glass.defillama_chain_tvl)], resources=glass_resources,
-                         partition_key=day.isoformat(), raise_on_error=False)
+    assets = [glass.defillama_chain_tvl, *checks_of(glass.defillama_chain_tvl)]
+    result = materialize(assets, resources=glass_resources, tags=days(first, 2))
+    stored = {(r.chain, r.day) for r in tvl_rows(engine)}
+    assert len(stored) == 2 * len(CHAINS) - 1 and ("Tron", day) not in stored and ("Tron", first) in stored
+    metadata = result.asset_materializations_for_node("defillama_chain_tvl")[0].metadata
+    assert metadata["rejected"].value == [f"Tron on {day}: negative tvl=-5.0"]
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert len([r for r in sandbox.server.requests if r["fault"] == "429"]) == 2
+    # A window of only that day: nothing of Tron's is a fact, and the chain is listed as failed.
+    result = materialize(assets, resources=glass_resources, partition_key=day.isoformat())
+    failed = result.asset_materializations_for_node("defillama_chain_tvl")[0].metadata["failed_chains"].value
+    assert list(failed) == ["Tron"] and f"Tron on {day}: negative tvl=-5.0" in failed["Tron"]
+    # The blocking check still guards what another writer may store.
+    with engine.begin() as conn:
+        conn.execute(sa.insert(ChainTvl), [dict(chain="Tron", day=day, tvl_usd=-5.0, collected_at=datetime.now(timezone.utc))])
+    result = materialize(assets, resources=glass_resources, partition_key=day.isoformat(), raise_on_error=False)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not evaluations["tvl_not_negative"].passed and evaluations["tvl_not_negative"].metadata["negative"].value == 1
-    assert len(tvl_rows(engine)) == len(CHAINS)  # the data is kept: the check says what is wrong with it
-    assert len([r for r in sandbox.server.requests if r["fault"] == "429"]) == 2
 
 
 # --- answers that would shrink a ledger: errors, never facts --------------------------------------
@@ -121,7 +133,7 @@ def failure_message(result) -> str:
     [failure] = result.get_step_failure_events()
     error, messages = failure.step_failure_data.error, []
     while error is not None:
-        messages.append(error.message)
+        messages.append(f"{error.cls_name}: {error.message}")
         error = error.cause
     return "\n".join(messages)
 
@@ -230,9 +242,7 @@ def test_an_empty_snapshot_fails_the_run_and_keeps_todays_rows(glass_resources, 
 def test_protocols_of_which_none_is_selected_fail_the_run_and_keep_todays_rows(glass_resources, engine, sandbox):
     assert materialize([glass.defillama_protocols], resources=glass_resources).success
     before = todays_rows(engine, ProtocolSnapshot)
-    for protocol in sandbox.defillama.protocols:
-        protocol["tvl"] = None  # nothing to rank for the top N
-    resources = {**glass_resources, "defillama": defillama_resource(sandbox, protocols=["not-a-protocol"])}
+    resources = {**glass_resources, "defillama": defillama_resource(sandbox, protocols=["not-a-protocol"], top=0)}
 
     result = materialize([glass.defillama_protocols], resources=resources, raise_on_error=False)
 
@@ -240,3 +250,53 @@ def test_protocols_of_which_none_is_selected_fail_the_run_and_keep_todays_rows(g
     assert todays_rows(engine, ProtocolSnapshot) == before
     message = failure_message(result)
     assert f"{sandbox.url}/protocols" in message and "not-a-protocol" in message
+
+
+# --- numbers that are not facts: rejected with the reason, never stored ---------------------------
+
+
+def test_a_negative_tvl_fee_or_supply_is_rejected_with_its_reason_and_the_rest_stored(glass_resources, engine, sandbox):
+    aave = next(p for p in sandbox.defillama.protocols if p["slug"] == "aave-v3")
+    aave["tvl"] = -aave["tvl"]
+    lido_fees = next(p for p in sandbox.defillama.overviews["dailyFees"]["protocols"] if p.get("slug") == "lido")
+    lido_fees["total7d"] = -1.0
+    usdt = next(c for c in sandbox.defillama.stablecoins["peggedAssets"] if c["symbol"] == "USDT")
+    usdt["circulating"]["peggedUSD"] = -usdt["circulating"]["peggedUSD"]
+    assets = [glass.defillama_protocols, glass.defillama_fees, glass.defillama_stablecoins]
+
+    result = materialize(assets, resources=glass_resources)
+
+    assert result.success
+    rejected = {node: result.asset_materializations_for_node(node)[0].metadata["rejected"].value
+                for node in ("defillama_protocols", "defillama_fees", "defillama_stablecoins")}
+    assert rejected["defillama_protocols"] == [f"protocol aave-v3: negative tvl={aave['tvl']}"]
+    assert rejected["defillama_fees"] == ["fees of lido: negative total_7d=-1.0"]
+    assert rejected["defillama_stablecoins"] == [f"stablecoin USDT (1): negative circulating={float(usdt['circulating']['peggedUSD'])}"]
+    slugs = {(r.slug, r.data_type) for r in todays_rows(engine, ProtocolFees)}
+    assert ("lido", "fees") not in slugs and ("lido", "revenue") in slugs
+    assert "aave-v3" not in {r.slug for r in todays_rows(engine, ProtocolSnapshot)}
+    assert "aave-v2" in {r.slug for r in todays_rows(engine, ProtocolSnapshot)}
+    assert "USDT" not in {r.symbol for r in todays_rows(engine, StablecoinSupply)}
+
+
+@pytest.mark.parametrize("answer, variant", [
+    *((answer, variant) for answer in ("protocols", "fees", "stablecoins") for variant in ("negative", "zero")),
+    # The first field of every object dropped: the fees' category (in /protocols it is "address",
+    # which is not read; in /stablecoins the whole "peggedAssets").
+    ("fees", "missing"),
+    ("stablecoins", "missing"),
+])
+def test_a_wrong_answer_fails_its_snapshot_and_keeps_todays_rows(glass_resources, engine, sandbox, answer, variant):
+    """Every item negative (each rejected), every value zero, a field dropped from every item:
+    a source error, like an empty answer, never today's rows replaced by it."""
+    asset, model, path = SNAPSHOTS[answer]
+    assert materialize([asset], resources=glass_resources).success
+    before = todays_rows(engine, model)
+    sandbox.inject(Fault(path, "wrong_shape", times=0, variant=variant))
+
+    result = materialize([asset], resources=glass_resources, raise_on_error=False)
+
+    assert not result.success
+    assert todays_rows(engine, model) == before
+    message = failure_message(result)
+    assert "SourcePayloadError" in message and "defillama: " in message and f"{sandbox.url}{path}" in message

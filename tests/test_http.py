@@ -900,3 +900,64 @@ def test_layer_errors_keep_no_httpx_error(sandbox, make_source, kind):
         source.get(LATEST, {"coin": "btc", "auth_token": SECRET})
     assert exception_chain(caught.value) == [caught.value]
     _assert_no_secret(caught.value, source, LATEST)
+
+
+# --- a form POST that is safe to repeat (a token grant) ----------------------------------------
+
+TOKEN_PATH = "/api/v1/access_token"
+GRANT = {"grant_type": "client_credentials"}
+
+
+@pytest.fixture
+def reddit_credentials():
+    from omc_pipelines.sandbox.human import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+
+    return REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+
+
+@pytest.mark.integration
+def test_a_form_post_sends_the_form_with_basic_auth_and_is_retried_like_a_read(sandbox, make_source, sleeps,
+                                                                               reddit_credentials):
+    sandbox.inject(Fault(TOKEN_PATH, "500", times=1))
+    sandbox.inject(Fault(TOKEN_PATH, "disconnect", times=1))
+    source = make_source(sandbox.url, retries=2)
+    answer = source.decode_json(source.post_form(TOKEN_PATH, GRANT, auth=reddit_credentials), TOKEN_PATH)
+    assert answer["token_type"] == "bearer" and answer["access_token"]
+    assert [(r["method"], r["fault"]) for r in _served(sandbox, TOKEN_PATH)] == [
+        ("POST", "500"), ("POST", "disconnect"), ("POST", None)]
+    assert len(sleeps) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind, error, reason", [
+    ("drip", SourceUnavailable, "took too long"),
+    ("oversized", SourcePayloadError, "1,000,000-byte limit"),
+    ("403", SourceRefused, "HTTP 403"),
+])
+def test_a_form_post_has_a_reads_deadline_size_cap_and_refusals(sandbox, make_source, reddit_credentials,
+                                                                 kind, error, reason):
+    source = make_source(sandbox.url, timeout=2.0, deadline=0.5, retries=0, max_bytes=1_000_000)
+    sandbox.inject(Fault(TOKEN_PATH, kind, times=0, seconds=0.1))
+    started = time.monotonic()
+    with pytest.raises(error) as caught:
+        source.post_form(TOKEN_PATH, GRANT, auth=reddit_credentials)
+    assert time.monotonic() - started < 1.0
+    assert reason in caught.value.reason and caught.value.url == f"{sandbox.url}{TOKEN_PATH}"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["500", "disconnect", "stall", "malformed", "oversized"])
+def test_a_form_post_never_shows_its_credentials(sandbox, make_source, reddit_credentials, kind, caplog):
+    import base64
+
+    caplog.set_level(logging.DEBUG)
+    client_id, secret = reddit_credentials
+    source = make_source(sandbox.url, retries=1, timeout=0.3, deadline=0.5)
+    sandbox.inject(Fault(TOKEN_PATH, kind, times=0, seconds=1))
+    with pytest.raises(SourceError) as caught:
+        source.decode_json(source.post_form(TOKEN_PATH, GRANT, auth=reddit_credentials), TOKEN_PATH)
+    assert exception_chain(caught.value) == [caught.value]
+    shown = "".join(traceback.format_exception(caught.value)) + repr(caught.value) + repr(source)
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    for text in [shown, *(r.getMessage() + str(r.args) for r in caplog.records)]:
+        assert secret not in text and basic not in text

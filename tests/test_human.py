@@ -113,6 +113,56 @@ def test_entries_a_feed_leaves_out_are_counted_in_the_metadata_and_logged(databa
     assert not any(i.title.startswith("Bitcoin note") for i in stored.values())
 
 
+# --- wrong answers are refused, never stored as items ---------------------------------------------
+
+
+def failure_message(result) -> str:
+    [failure] = result.get_step_failure_events()
+    error, messages = failure.step_failure_data.error, []
+    while error is not None:
+        messages.append(f"{error.cls_name}: {error.message}")
+        error = error.cause
+    return "\n".join(messages)
+
+
+@pytest.mark.parametrize("asset, path, variant, field", [
+    (human.cryptopanic_posts, "/api/developer/v2/posts/", "negative", "id"),
+    (human.cryptopanic_posts, "/api/developer/v2/posts/", "zero", "id"),
+    (human.reddit_posts, "/r/", "zero", "created_utc"),  # 1970: before Reddit existed
+])
+def test_posts_with_impossible_ids_or_dates_fail_the_run_and_change_nothing(database_url, engine, sandbox, asset, path,
+                                                                            variant, field):
+    resources = human_resources(database_url, sandbox)
+    assert materialize([asset], resources=resources).success
+    before = sorted(items(engine))
+    sandbox.inject(Fault(path, "wrong_shape", times=0, variant=variant))
+
+    result = materialize([asset], resources=resources, raise_on_error=False)
+
+    assert not result.success
+    assert sorted(items(engine)) == before  # no item added, no engagement overwritten
+    message = failure_message(result)
+    assert "SourcePayloadError" in message and f".{field} is " in message and f"{sandbox.url}{path}" in message
+
+
+def test_a_feed_cut_short_is_skipped_and_listed_and_its_items_kept(database_url, engine, sandbox):
+    resources = human_resources(database_url, sandbox)
+    assert materialize([human.news_items], resources=resources).success
+    before = sorted(items(engine))
+    assert any(i.source == "news:cointelegraph" for i in before)
+    sandbox.inject(Fault("/feeds/cointelegraph", "truncated", times=0))
+
+    result = materialize([human.news_items], resources=resources)
+
+    assert result.success  # the other feeds are read
+    # No entry of the half feed stored again (with its text cut), collected_at included.
+    assert [i for i in sorted(items(engine)) if i.source == "news:cointelegraph"] == [
+        i for i in before if i.source == "news:cointelegraph"]
+    failed = result.asset_materializations_for_node("news_items")[0].metadata["failed_feeds"].value
+    assert list(failed) == ["cointelegraph"]
+    assert failed["cointelegraph"].startswith("news:cointelegraph: ") and "cut short" in failed["cointelegraph"]
+
+
 def test_daily_sentiment_aggregates_per_coin_weighted_by_engagement(database_url, engine):
     day = datetime(2026, 3, 1, tzinfo=timezone.utc)
     now = datetime.now(timezone.utc)

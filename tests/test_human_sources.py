@@ -268,6 +268,25 @@ def test_a_flawed_feed_with_entries_is_still_read_and_an_empty_one_is_empty():
     assert (empty.items, empty.dropped) == ([], {})
 
 
+@pytest.mark.parametrize("cut", [len(RSS) // 2, len(RSS) - len(b"</rss>"), len(RSS) - 3, len(ATOM) // 2])
+def test_a_feed_cut_short_is_a_payload_error_not_a_shorter_feed(cut):
+    body = (ATOM if cut == len(ATOM) // 2 else RSS)[:cut]
+    with pytest.raises(SourcePayloadError) as caught:
+        parse_feed(body, "halffeed", "https://h.test/feed", fetched_at=FETCHED)
+    assert caught.value.source == "news:halffeed" and "cut short" in caught.value.reason
+    assert caught.value.url == "https://h.test/feed"
+
+
+@pytest.mark.parametrize("tail", [
+    b"\n", b"<!-- generated in 0.2 s by a cache plugin -->\n", b"<?cache done?>\r\n",
+])
+def test_a_whole_feed_with_a_flaw_or_a_trailing_comment_is_read(tail):
+    flawed = RSS.replace(b"<title>Feed</title>", b"<title>Feed&nbsp;</title>")  # not XML: feedparser's loose read
+    assert len(parse_feed(flawed + tail, "f", "https://f.test/feed", fetched_at=FETCHED).items) == 4
+    utf16 = flawed.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16") + tail.decode().encode("utf-16-le")
+    assert len(parse_feed(utf16, "f", "https://f.test/feed", fetched_at=FETCHED).items) == 4
+
+
 def test_html_to_text_and_canonical_link():
     assert html_to_text("<div>a<br>b</div><ul><li>c</li></ul>&amp;&lt;x&gt;") == "a\nb\nc\n&<x>"
     assert html_to_text(None) == "" and html_to_text("plain & simple") == "plain & simple"
@@ -320,6 +339,11 @@ def test_cryptopanic_post_with_optional_fields_missing():
         ({"title": None}, "title"),
         ({"votes": {"positive": "many"}}, "votes.positive"),
         ({"currencies": [{"title": "no code"}]}, "currencies[0]"),
+        ({"id": -22741903}, "id"),  # CryptoPanic's ids are positive: a negative or zero one is no key
+        ({"id": 0}, "id"),
+        ({"id": "0"}, "id"),
+        ({"id": "abc"}, "id"),
+        ({"votes": {"positive": -14}}, "votes.positive"),  # a count
     ],
 )
 def test_cryptopanic_malformed_post_names_the_field(change, field):
@@ -387,12 +411,26 @@ def test_reddit_post_with_optional_fields_missing():
         ({"kind": "Listing", "data": {"children": [_t3(id=...)]}}, "children[0].data has no 'id'"),
         ({"kind": "Listing", "data": {"children": [_t3(created_utc="soon")]}}, "children[0].data.created_utc"),
         ({"kind": "Listing", "data": {"children": [_t3(upvote_ratio=1.7)]}}, "upvote_ratio"),
+        # Dated before Reddit began (June 2005), 1970 included, or in the future.
+        ({"kind": "Listing", "data": {"children": [_t3(created_utc=0)]}}, "children[0].data.created_utc is 0"),
+        ({"kind": "Listing", "data": {"children": [_t3(), _t3(created_utc=1104537600)]}}, "children[1].data.created_utc"),
+        ({"kind": "Listing", "data": {"children": [_t3(created_utc=-1749548772.0)]}}, "children[0].data.created_utc"),
+        ({"kind": "Listing", "data": {"children": [_t3(created_utc=4102444800)]}}, "children[0].data.created_utc"),
     ],
 )
 def test_reddit_malformed_listing_names_the_field(payload, complaint):
     with pytest.raises(SourcePayloadError) as caught:
         parse_listing(payload, "https://oauth.test/r/x/new.json")
     assert complaint in str(caught.value)
+
+
+def test_reddit_posts_from_reddits_first_day_to_a_clock_a_little_behind_are_read():
+    now = datetime.now(timezone.utc)
+    first_day = datetime(2005, 6, 23, 12, tzinfo=timezone.utc)
+    for when in (first_day, now + timedelta(minutes=4)):
+        assert parse_reddit_post(_t3(created_utc=when.timestamp())["data"]).published_at == when
+    with pytest.raises(SourcePayloadError):
+        parse_reddit_post(_t3(created_utc=(now + timedelta(minutes=10)).timestamp())["data"])
 
 
 def test_reddit_user_agent_has_the_required_shape():
@@ -603,7 +641,8 @@ def test_reddit_without_credentials_sends_nothing(box):
         _reddit(server, REDDIT_CLIENT_ID, "")
     assert caught.value.missing == (settings.REDDIT_CLIENT_SECRET,)
     with pytest.raises(NotConfigured):
-        RedditClient(HttpSource("reddit", server.url, **FAST), server.url, None, REDDIT_CLIENT_SECRET)
+        RedditClient(HttpSource("reddit", server.url, **FAST), HttpSource("reddit", server.url, **FAST), None,
+                     REDDIT_CLIENT_SECRET)
     assert server.requests == []
 
 
@@ -688,16 +727,45 @@ def test_reddit_bad_credentials_never_show_the_secret(box):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("fault", ["500", "disconnect", "malformed"])
-def test_the_token_request_is_sent_once_and_never_shows_the_secret(box, fault):
+@pytest.mark.parametrize("fault, tries", [("500", 4), ("disconnect", 4), ("malformed", 1), ("oversized", 1)])
+def test_a_failing_token_request_is_retried_as_a_read_and_never_shows_the_secret(box, fault, tries):
     server, human = box
     server.inject(Fault("/api/v1/access_token", fault, times=0))
     with _reddit(server, retries=3) as client, pytest.raises(SourceError) as caught:
         client.new_posts("Bitcoin")
     assert isinstance(caught.value, (SourceUnavailable, SourcePayloadError))
+    assert str(caught.value).startswith("reddit: ") and "/api/v1/access_token" in caught.value.url
     assert REDDIT_CLIENT_SECRET not in _all_text(caught.value)
     assert base64.b64encode(f"{REDDIT_CLIENT_ID}:{REDDIT_CLIENT_SECRET}".encode()).decode() not in _all_text(caught.value)
-    assert len(server.requests_to("/api/v1/access_token")) == 1
+    # Asking for a token twice is harmless: a retry mends a brief fault; a payload error is not retried.
+    assert len(server.requests_to("/api/v1/access_token")) == tries
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fault", ["429", "503", "disconnect", "stall"])
+def test_a_brief_fault_on_the_token_request_is_ridden_out(box, fault):
+    server, human = box
+    server.inject(Fault("/api/v1/access_token", fault, times=2, retry_after=0, seconds=1))
+    with _reddit(server, retries=2, timeout=0.3) as client:
+        assert client.new_posts("Bitcoin")
+        assert client.token_requests == 1
+    assert [a["method"] for a in server.arrivals if a["path"] == "/api/v1/access_token"] == ["POST"] * 3
+
+
+@pytest.mark.integration
+def test_a_token_answer_is_capped_in_size_and_time(box):
+    server, human = box
+    server.inject(Fault("/api/v1/access_token", "oversized", times=1, variant="chunked"))
+    with _reddit(server) as client, pytest.raises(SourcePayloadError) as caught:
+        client.new_posts("Bitcoin")
+    assert "33,554,432-byte limit" in caught.value.reason  # not read whole, as before the HTTP layer
+    server.inject(Fault("/api/v1/access_token", "drip", times=0, seconds=0.05))
+    started = datetime.now(timezone.utc)
+    with _reddit(server, timeout=0.3) as client, pytest.raises(SourceUnavailable) as caught:
+        client.new_posts("Bitcoin")
+    # Each byte comes within the read timeout: the 0.9 s deadline ends it, where it once read on for seconds.
+    assert datetime.now(timezone.utc) - started < timedelta(seconds=1.5)
+    assert "took too long" in caught.value.reason
 
 
 @pytest.mark.integration

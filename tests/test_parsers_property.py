@@ -22,7 +22,7 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from omc_pipelines.sandbox.server import serve
+from omc_pipelines.sandbox.server import serve, wrong_shape
 from omc_pipelines.sandbox.zendesk import HelpCentre
 from omc_pipelines.sources import announcements, coinspot, cryptopanic, defillama, news, reddit, sec
 from omc_pipelines.sources.http import SourcePayloadError
@@ -312,17 +312,24 @@ def check_quote(quote) -> None:
     assert all(finite_or_none(getattr(quote, f)) for f in ("bid", "ask", "last"))
 
 
+def sent_whole(entry) -> bool:
+    """CoinSpot's price entry as CoinSpot sends it: bid, ask and last all there."""
+    return isinstance(entry, dict) and {"bid", "ask", "last"} <= entry.keys()
+
+
 def check_latest(payload) -> None:
     quotes = refused_or(coinspot.parse_latest, payload, COINSPOT_URL + "/latest")
     for quote in quotes or ():
         check_quote(quote)
+    if quotes:
+        assert all(sent_whole(entry) for entry in payload["prices"].values())
 
 
 def check_latest_coin(payload) -> None:
     quote = refused_or(coinspot.parse_latest_coin, payload, "pepe", COINSPOT_URL + "/latest/pepe")
     if quote is not None:
         check_quote(quote)
-        assert (quote.coin, quote.market) == ("pepe", "aud")
+        assert (quote.coin, quote.market) == ("pepe", "aud") and sent_whole(payload["prices"])
 
 
 def check_completed(payload, coin: str = "btc") -> None:
@@ -341,12 +348,14 @@ def test_coinspot_latest_random(payload):
 
 
 @examples(150)
+@example(wrong_shape(LATEST, "missing"))  # every entry without its "ask"
 @given(mutated(LATEST))
 def test_coinspot_latest_mutated(payload):
     check_latest(payload)
 
 
 @examples(100)
+@example(wrong_shape(LATEST_COIN, "missing"))
 @given(st.one_of(json_values, mutated(LATEST_COIN)))
 def test_coinspot_latest_coin(payload):
     check_latest_coin(payload)
@@ -484,7 +493,8 @@ def check_articles_page(payload) -> None:
     articles, next_url = page
     assert next_url is None or isinstance(next_url, str)
     for article in articles:
-        assert isinstance(article, announcements.Article) and isinstance(article.id, int)
+        assert isinstance(article, announcements.Article) and isinstance(article.id, int) and article.id > 0
+        assert article.section_id is None or article.section_id > 0
         assert text(article.title) and text(article.url)
         assert utc(article.created_at) and (article.updated_at is None or utc(article.updated_at))
         assert all(isinstance(label, str) for label in article.labels)
@@ -496,7 +506,7 @@ def check_article_list(html: str) -> None:
     if listed is None:
         return
     assert isinstance(listed, announcements.ArticleList) and isinstance(listed.challenge, bool)
-    assert all(isinstance(a.id, int) and text(a.title) and a.url.startswith("http") for a in listed.articles)
+    assert all(isinstance(a.id, int) and a.id > 0 and text(a.title) and a.url.startswith("http") for a in listed.articles)
     assert all(isinstance(u, str) for u in listed.section_urls)
     assert listed.next_url is None or isinstance(listed.next_url, str)
 
@@ -518,6 +528,8 @@ def test_announcements_articles_page_random(payload):
 
 @examples(200)
 @example({"articles": [{**ARTICLES["articles"][0], "created_at": "0001-01-01T00:00:00+23:59"}]})  # before year 1 in UTC
+@example(wrong_shape(ARTICLES, "negative"))  # every id negated
+@example(wrong_shape(ARTICLES, "zero"))
 @given(mutated(ARTICLES))
 def test_announcements_articles_page_mutated(payload):
     check_articles_page(payload)
@@ -525,6 +537,7 @@ def test_announcements_articles_page_mutated(payload):
 
 @examples(150)
 @example('<li class="article-list-item"><a class="see-all-articles" href="http://[::1">See all</a></li>')
+@example('<li class="article-list-item"><a class="article-list-link" href="/hc/en-us/articles/0-x">Zero</a></li>')
 @given(st.one_of(st.text(max_size=300), st.deferred(
     lambda: st.sampled_from([help_centre_pages()[p] for p in ("category", "section", "challenge")]).flatmap(mangled))))
 def test_announcements_article_list(html):
@@ -563,6 +576,7 @@ def check_chains(payload) -> None:
     if chains is None:
         return
     assert chains and len({c.name for c in chains}) == len(chains)
+    assert all({"name", "tvl"} <= row.keys() for row in payload)
     for chain in chains:
         assert isinstance(chain, defillama.Chain) and text(chain.name) and finite_or_none(chain.tvl_usd)
         assert chain.chain_id is None or isinstance(chain.chain_id, int)
@@ -573,6 +587,7 @@ def check_chain_tvl(payload) -> None:
     if points is None:
         return
     assert points and [p.day for p in points] == sorted({p.day for p in points})  # one a day, in order
+    assert any(p.tvl_usd for p in points)  # a series of zeros is refused
     assert all(p.chain == "Ethereum" and isinstance(p.day, date) and finite(p.tvl_usd) for p in points)
 
 
@@ -581,6 +596,7 @@ def check_protocols(payload) -> None:
     if protocols is None:
         return
     assert protocols and len({p.slug for p in protocols}) == len(protocols)
+    assert any(p.tvl_usd for p in protocols) and all(set(defillama.PROTOCOL_FIELDS) <= row.keys() for row in payload)
     for p in protocols:
         assert isinstance(p, defillama.Protocol) and text(p.slug) and text(p.name)
         assert all(finite_or_none(v) for v in (p.tvl_usd, p.change_1d, p.mcap))
@@ -594,6 +610,8 @@ def check_fees(payload, data_type: str) -> None:
     if rows is None:
         return
     assert rows and len({r.slug for r in rows}) == len(rows)
+    assert any(r.total_24h or r.total_7d or r.total_30d for r in rows)
+    assert all(any(name in row for row in payload["protocols"]) for name in defillama.FEES_FIELDS)
     for row in rows:
         assert isinstance(row, defillama.ProtocolFees) and row.data_type == data_type
         assert text(row.slug) and text(row.name)
@@ -604,9 +622,10 @@ def check_stablecoins(payload) -> None:
     coins = refused_or(defillama.parse_stablecoins, payload, "https://stablecoins.llama.fi/stablecoins")
     if coins is None:
         return
-    assert coins and len({c.id for c in coins}) == len(coins)
+    assert coins and len({c.id for c in coins}) == len(coins) and any(c.circulating_usd for c in coins)
     for coin in coins:
-        assert isinstance(coin, defillama.Stablecoin) and text(coin.id) and text(coin.symbol) and text(coin.name)
+        assert isinstance(coin, defillama.Stablecoin) and coin.id.isdigit() and int(coin.id) > 0
+        assert text(coin.symbol) and text(coin.name)
         assert finite_or_none(coin.circulating_usd) and finite_or_none(coin.price)
 
 
@@ -630,12 +649,16 @@ def test_defillama_protocols_random(payload):
 
 
 @examples(150)
+@example(wrong_shape(PROTOCOLS, "zero"))
+@example(wrong_shape(PROTOCOLS, "negative"))  # passed on: the ledger rejects each protocol
 @given(mutated(PROTOCOLS))
 def test_defillama_protocols_mutated(payload):
     check_protocols(payload)
 
 
 @examples(200)
+@example(("fees", wrong_shape(FEES["fees"], "missing")))  # no protocol has a category
+@example(("revenue", wrong_shape(FEES["revenue"], "zero")))
 @given(variants(FEES, lambda payload: st.one_of(json_values, mutated(payload))))
 def test_defillama_fees(case):
     data_type, payload = case
@@ -645,6 +668,8 @@ def test_defillama_fees(case):
 @examples(200)
 @example({"peggedAssets": [{"id": "50", "symbol": "EURC", "name": "EURC", "pegType": "peggedEUR",
                             "circulating": {"peggedEUR": 1e308}, "price": 10}]})  # euros to dollars overflows
+@example(wrong_shape(STABLECOINS, "negative"))  # ids "-1", "-2"...
+@example(wrong_shape(STABLECOINS, "zero"))
 @given(st.one_of(json_values, mutated(STABLECOINS)))
 def test_defillama_stablecoins(payload):
     check_stablecoins(payload)
@@ -685,6 +710,7 @@ def check_posts(payload) -> None:
     assert page.count is None or isinstance(page.count, int)
     for item in page.items:
         check_human_item(item, "cryptopanic")
+        assert item.external_id.startswith(("slug:", "sha1:")) or int(item.external_id) > 0
 
 
 def check_listing(payload) -> None:
@@ -695,6 +721,7 @@ def check_listing(payload) -> None:
     for item in page.items:
         check_human_item(item, "reddit")
         assert item.kind in ("self", "link")
+        assert reddit.REDDIT_BEGAN <= item.published_at <= datetime.now(timezone.utc) + reddit.CLOCK_SKEW
 
 
 @examples(100)
@@ -705,6 +732,7 @@ def test_news_feed_random(body):
 
 @examples(100)
 @example(FEEDS[0].replace("<link>", "<link>&#x110000;", 1).encode())  # feedparser's chr() refuses it
+@example(FEEDS[0][: len(FEEDS[0]) // 2].encode())  # cut short: refused, never a shorter feed
 @example(re.sub(r"<pubDate>[^<]*", "<pubDate>Fri, 31 Dec 9999 23:59:59 -2359", FEEDS[0], count=1).encode())
 @example(b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><title>x</title><id>urn:x</id>'
          b'<published>9999-12-31T23:59:59-23:59</published></entry></feed>')
@@ -720,6 +748,8 @@ def test_cryptopanic_posts_random(payload):
 
 
 @examples(200)
+@example(wrong_shape(POSTS, "negative"))  # every id negated
+@example(wrong_shape(POSTS, "zero"))
 @given(mutated(POSTS))
 def test_cryptopanic_posts_mutated(payload):
     check_posts(payload)
@@ -743,6 +773,7 @@ def test_reddit_listing_random(payload):
 
 
 @examples(200)
+@example(wrong_shape(LISTINGS[0], "zero"))  # every post dated 1970
 @given(st.sampled_from(LISTINGS).flatmap(mutated))
 def test_reddit_listing_mutated(payload):
     check_listing(payload)
@@ -781,6 +812,28 @@ def test_every_recording_parses_into_rows():
     assert all(news.parse_feed(f.encode(), "feed", "https://news.test/feed").items for f in FEEDS)
     assert cryptopanic.parse_posts(POSTS).items
     assert all(reddit.parse_listing(listing).items for listing in LISTINGS)
+
+
+# What benchmarks/faults.py found stored as if right: each is refused now.
+FOUND_BY_THE_FAULT_TABLE = {
+    "a price without its ask": lambda: coinspot.parse_latest_coin(wrong_shape(LATEST_COIN, "missing"), "pepe"),
+    "articles with negated ids": lambda: announcements.parse_articles_page(wrong_shape(ARTICLES, "negative"), ZENDESK_URL),
+    "articles with id 0": lambda: announcements.parse_articles_page(wrong_shape(ARTICLES, "zero"), ZENDESK_URL),
+    "fees without any category": lambda: defillama.parse_fees(wrong_shape(FEES["fees"], "missing"), "fees"),
+    "protocols all zero": lambda: defillama.parse_protocols(wrong_shape(PROTOCOLS, "zero")),
+    "fees all zero": lambda: defillama.parse_fees(wrong_shape(FEES["revenue"], "zero"), "revenue"),
+    "stablecoins all zero": lambda: defillama.parse_stablecoins(wrong_shape(STABLECOINS, "zero")),
+    "a feed cut short": lambda: news.parse_feed(FEEDS[0][: len(FEEDS[0]) // 2].encode(), "feed", "https://news.test/feed"),
+    "posts with negated ids": lambda: cryptopanic.parse_posts(wrong_shape(POSTS, "negative")),
+    "posts with id 0": lambda: cryptopanic.parse_posts(wrong_shape(POSTS, "zero")),
+    "reddit posts of 1970": lambda: reddit.parse_listing(wrong_shape(LISTINGS[0], "zero")),
+}
+
+
+@pytest.mark.parametrize("parse", FOUND_BY_THE_FAULT_TABLE.values(), ids=FOUND_BY_THE_FAULT_TABLE)
+def test_what_the_fault_table_found_is_refused(parse):
+    with pytest.raises(SourcePayloadError):
+        parse()
 
 
 @pytest.mark.parametrize("mutate", [mutations_of, mangled])

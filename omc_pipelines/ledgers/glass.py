@@ -13,10 +13,16 @@ An answer that would shrink the ledger is the source's error, not a fact:
   its own: one that fails (after the retries, or malformed, or with no TVL in the
   window where days are stored) is skipped and listed in ``failed_chains``; the
   run fails only when every chain does.
-- The snapshots fail the run on an empty answer (the parsers refuse empty lists)
-  or an empty selection, before today's rows are touched.
+- The snapshots fail the run on an empty answer (the parsers refuse empty lists,
+  and answers of zeros) or an empty selection, before today's rows are touched.
+
+A negative TVL, fee, revenue, supply, market cap or price is not a fact: the item is
+rejected with the reason (logged, and listed in ``rejected``) before anything is
+written, as the Exchange ledger rejects prices and trades; an answer of which every
+item is rejected is the source's error, like an empty one (for chain TVL: that chain's).
 """
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -27,10 +33,50 @@ from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, St
 from omc_pipelines.metadata import preview
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import DefiLlamaResource, LedgerDatabase
+from omc_pipelines.sources import defillama as llama
 from omc_pipelines.sources.defillama import SOURCE
 from omc_pipelines.sources.http import SourceError, SourcePayloadError
 
 GROUP = "glass"
+
+
+def _negative(what: str, values: dict[str, float | None]) -> str | None:
+    bad = [f"{name}={value}" for name, value in values.items() if value is not None and value < 0]
+    return f"{what}: negative {', '.join(bad)}" if bad else None
+
+
+def tvl_problem(point: llama.ChainTvl) -> str | None:
+    """Why a day's chain TVL must not be stored, or None; and so for the others below."""
+    return _negative(f"{point.chain} on {point.day}", {"tvl": point.tvl_usd})
+
+
+def protocol_problem(protocol: llama.Protocol) -> str | None:
+    return _negative(f"protocol {protocol.slug}", {"tvl": protocol.tvl_usd, "mcap": protocol.mcap})
+
+
+def fees_problem(fees: llama.ProtocolFees) -> str | None:
+    return _negative(f"{fees.data_type} of {fees.slug}",
+                     {"total_24h": fees.total_24h, "total_7d": fees.total_7d, "total_30d": fees.total_30d})
+
+
+def stablecoin_problem(coin: llama.Stablecoin) -> str | None:
+    return _negative(f"stablecoin {coin.symbol} ({coin.id})", {"circulating": coin.circulating_usd, "price": coin.price})
+
+
+def _facts(context: AssetExecutionContext, items: list, problem: Callable, url: str) -> tuple[list, list[str]]:
+    """The items worth storing, and why the others were rejected (logged; shown as metadata).
+    An answer of which every item is rejected says nothing, like an empty one: the source's error."""
+    kept, rejected = [], []
+    for item in items:
+        reason = problem(item)
+        if reason:
+            rejected.append(reason)
+            context.log.warning(f"rejected, not stored: {reason}")
+        else:
+            kept.append(item)
+    if rejected and not kept:
+        raise SourcePayloadError(SOURCE, url, f"all {len(rejected)} items were rejected, e.g. {rejected[0]}")
+    return kept, rejected
 
 
 def _replace(conn: sa.Connection, model, rows: list[dict], key: tuple[str, ...], where) -> None:
@@ -65,7 +111,7 @@ def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabas
     engine = ledger_db.engine()
     stored = _stored_days(engine, defillama.chains, first, end)
     now = datetime.now(timezone.utc)
-    rows, failed = [], {}
+    rows, failed, rejected = [], {}, []
     with defillama.client() as client:
         for chain in defillama.chains:
             try:
@@ -75,6 +121,8 @@ def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabas
                         SOURCE, client.chain_tvl_url(chain),
                         f"no tvl from {first} to {end - timedelta(days=1)}, where {stored[chain]} days are stored",
                     )
+                points, not_facts = _facts(context, points, tvl_problem, client.chain_tvl_url(chain))
+                rejected += not_facts
             except SourceError as exc:
                 context.log.warning(f"skipping chain {chain}: {exc}")
                 failed[chain] = str(exc)
@@ -89,6 +137,7 @@ def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabas
         upsert(conn, ChainTvl.__table__, rows, ("chain", "day"), update=("tvl_usd", "collected_at"))
     return MaterializeResult(metadata={
         "days": (end - first).days, "rows": len(rows), "failed_chains": MetadataValue.json(failed),
+        "rejected": MetadataValue.json(rejected),
         "preview": preview(sorted(rows, key=lambda r: (r["day"], r["chain"]), reverse=True)),
     })
 
@@ -101,12 +150,15 @@ def _today() -> date:
     group_name=GROUP,
     kinds={"sql"},
     description="Today's TVL, category and chains of the configured protocols (OMC_DEFILLAMA_PROTOCOLS) "
-    "plus the top N by TVL (OMC_DEFILLAMA_TOP_PROTOCOLS). An empty answer or selection fails the run.",
+    "plus the top N by TVL (OMC_DEFILLAMA_TOP_PROTOCOLS). An empty answer or selection fails the run; "
+    "a protocol with a negative TVL or market cap is rejected and listed in rejected.",
 )
-def defillama_protocols(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
+def defillama_protocols(context: AssetExecutionContext, ledger_db: LedgerDatabase,
+                        defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)
     with defillama.client() as client:
         chosen = client.selected_protocols(defillama.protocols, defillama.top_protocols)
+        chosen, rejected = _facts(context, chosen, protocol_problem, client.protocols_url())
     rows = [
         {"slug": p.slug, "as_of": today, "name": p.name, "symbol": p.symbol, "category": p.category,
          "chains": list(p.chains), "tvl_usd": p.tvl_usd, "change_1d": p.change_1d, "mcap": p.mcap, "collected_at": now}
@@ -118,6 +170,7 @@ def defillama_protocols(ledger_db: LedgerDatabase, defillama: DefiLlamaResource)
     missing = sorted(set(defillama.protocols) - {name for p in chosen for name in (p.slug, p.parent) if name})
     return MaterializeResult(metadata={
         "as_of": str(today), "protocols": len(rows), "not_found": MetadataValue.json(missing),
+        "rejected": MetadataValue.json(rejected),
         "preview": preview([{k: r[k] for k in ("slug", "category", "tvl_usd", "change_1d")} for r in rows]),
     })
 
@@ -126,22 +179,25 @@ def defillama_protocols(ledger_db: LedgerDatabase, defillama: DefiLlamaResource)
     group_name=GROUP,
     kinds={"sql"},
     description="Today's fees and revenue per protocol (/overview/fees, dataType dailyFees and dailyRevenue). "
-    "An empty answer fails the run.",
+    "An empty answer fails the run; a protocol with a negative total is rejected and listed in rejected.",
 )
-def defillama_fees(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
+def defillama_fees(context: AssetExecutionContext, ledger_db: LedgerDatabase,
+                   defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)
-    rows = []
+    rows, rejected = [], []
     with defillama.client() as client:
         for data_type in ("fees", "revenue"):
+            fees, not_facts = _facts(context, client.fees(data_type), fees_problem, client.fees_url(data_type))
+            rejected += not_facts
             rows += [
                 {"slug": f.slug, "data_type": f.data_type, "as_of": today, "name": f.name, "category": f.category,
                  "total_24h": f.total_24h, "total_7d": f.total_7d, "total_30d": f.total_30d, "collected_at": now}
-                for f in client.fees(data_type)
+                for f in fees
             ]
     with ledger_db.engine().begin() as conn:
         _replace(conn, ProtocolFees, rows, ("slug", "data_type", "as_of"), ProtocolFees.as_of == today)
     return MaterializeResult(metadata={
-        "as_of": str(today), "rows": len(rows),
+        "as_of": str(today), "rows": len(rows), "rejected": MetadataValue.json(rejected),
         "preview": preview(sorted(({k: r[k] for k in ("slug", "data_type", "total_24h")} for r in rows),
                                   key=lambda r: -(r["total_24h"] or 0))),
     })
@@ -150,12 +206,14 @@ def defillama_fees(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> M
 @asset(
     group_name=GROUP,
     kinds={"sql"},
-    description="Today's circulating supply per stablecoin (stablecoins.llama.fi). An empty answer fails the run.",
+    description="Today's circulating supply per stablecoin (stablecoins.llama.fi). An empty answer fails the run; "
+    "a stablecoin with a negative supply or price is rejected and listed in rejected.",
 )
-def defillama_stablecoins(ledger_db: LedgerDatabase, defillama: DefiLlamaResource) -> MaterializeResult:
+def defillama_stablecoins(context: AssetExecutionContext, ledger_db: LedgerDatabase,
+                          defillama: DefiLlamaResource) -> MaterializeResult:
     today, now = _today(), datetime.now(timezone.utc)
     with defillama.client() as client:
-        coins = client.stablecoins()
+        coins, rejected = _facts(context, client.stablecoins(), stablecoin_problem, client.stablecoins_url())
     rows = [
         {"stablecoin_id": s.id, "as_of": today, "symbol": s.symbol, "name": s.name, "peg_type": s.peg_type,
          "circulating": s.circulating_usd, "price": s.price, "collected_at": now}
@@ -164,7 +222,7 @@ def defillama_stablecoins(ledger_db: LedgerDatabase, defillama: DefiLlamaResourc
     with ledger_db.engine().begin() as conn:
         _replace(conn, StablecoinSupply, rows, ("stablecoin_id", "as_of"), StablecoinSupply.as_of == today)
     return MaterializeResult(metadata={
-        "as_of": str(today), "stablecoins": len(rows),
+        "as_of": str(today), "stablecoins": len(rows), "rejected": MetadataValue.json(rejected),
         "preview": preview(sorted(({k: r[k] for k in ("symbol", "circulating", "price")} for r in rows),
                                   key=lambda r: -(r["circulating"] or 0))),
     })

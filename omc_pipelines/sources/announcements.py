@@ -12,14 +12,21 @@ The paths, tried in this order by :class:`CoinSpotAnnouncements`:
    "See all" links lead to, then each needed article page (``/hc/{locale}/articles/{id}``)
    for the time and the body. When the API is refused (anonymous access off, a firewall).
 3. ``browser``: the same pages through a real Chromium (Playwright's sync API, imported
-   only here), when the HTML answer is a bot challenge or the list is rendered by
-   JavaScript. The rendered DOM goes through the same parsers.
+   only here), when the HTML answer is a bot challenge (or a 403, which may be one) or the
+   list is rendered by JavaScript: what a browser gets past. A help centre that answers
+   the HTML path badly (5xx, throttling, a timeout, an answer too large or malformed) is
+   not asked again by a browser, which would only read the same bad answer, slowly. Each
+   page the browser reads has a deadline (``DEADLINE_TIMEOUTS`` times its timeout) within
+   the client's budget, and a size cap (the HTTP layer's ``max_bytes``): a page past it is
+   never laid out or read back. Article pages are asked first as plain requests through
+   the HTTP layer, with the browser's cookies. The rendered DOM goes through the same parsers.
 
 Any :class:`SourceError` on one path (refused, throttled after the retries, unavailable,
 a payload not in the documented shape, no list in the page) moves on to the next; the
 paths that failed and why are kept (``Fetched.failures``), and when every path fails
 :class:`AnnouncementsUnavailable` names each with its reason. Programming errors are not
-swallowed.
+swallowed. Zendesk's ids are positive integers: an article or section id of zero or less
+is a payload error.
 
 Times on the HTML paths. The list pages carry no dates, so each article page is read:
 its ``<time datetime>`` elements (Zendesk themes render ``created_at``, and ``edited_at``
@@ -52,6 +59,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from omc_pipelines.sources.coins import NOT_COINS, extract_coins
 from omc_pipelines.sources.http import (
+    DEADLINE_TIMEOUTS,
     HttpSource,
     SourceError,
     SourcePayloadError,
@@ -101,12 +109,14 @@ class ListedArticle:
 
 @dataclass(frozen=True)
 class ArticleList:
-    """What an HTML list page offers: its articles, the sections to see all of, the next page."""
+    """What an HTML list page offers: its articles, the sections to see all of, the next page;
+    whether it is a bot challenge, and whether it carries a script (that may render a list)."""
 
     articles: list[ListedArticle]
     section_urls: list[str]
     next_url: str | None
     challenge: bool
+    scripted: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,16 @@ class _PathFailed(Exception):
     """A path could not answer for a reason that is not an HTTP error (no list, a challenge)."""
 
 
+class _BrowserMayPass(_PathFailed):
+    """The HTML path met what a browser gets past: a bot challenge (or a 403, which may be
+    one) or a list that only a script renders."""
+
+
+NOT_TRIED = "not tried: a browser gets past a bot challenge and renders a list, not what stopped the HTML path"
+# The page's outer HTML, or only its length when that is past the cap (read in the page, not here).
+_CAPPED_HTML = "(root, cap) => { const html = root.outerHTML; return html.length > cap ? html.length : html; }"
+
+
 # --- the API's payloads ------------------------------------------------------------------
 
 
@@ -162,14 +182,19 @@ class _Payload(Payload):
             raise self.fail(f"{where} has no {name!r}")
         return value
 
-    def integer(self, value: Any, where: str) -> int:
+    def positive_id(self, value: Any, where: str) -> int:
+        """A Zendesk id: a positive integer, sent as a number or its digits."""
         if isinstance(value, bool):
             raise self.fail(f"{where} is a boolean, not an id")
         if isinstance(value, int):
-            return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        raise self.fail(f"{where} is {value!r}, not an integer id")
+            number = value
+        elif isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        else:
+            raise self.fail(f"{where} is {value!r}, not an integer id")
+        if number < 1:
+            raise self.fail(f"{where} is {value!r}, not a positive id")
+        return number
 
     def text(self, value: Any, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -195,13 +220,13 @@ def parse_article(p: _Payload, row: Any, where: str) -> Article | None:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise p.fail(f"{where}.label_names is not a list of strings")
     return Article(
-        id=p.integer(p.field(row, "id", where), f"{where}.id"),
+        id=p.positive_id(p.field(row, "id", where), f"{where}.id"),
         title=p.text(title, f"{where}.title"),
         url=p.text(p.field(row, "html_url", where), f"{where}.html_url"),
         body_html=body,
         created_at=p.time(p.field(row, "created_at", where), f"{where}.created_at"),
         updated_at=None if updated is None else p.time(updated, f"{where}.updated_at"),
-        section_id=None if section is None else p.integer(section, f"{where}.section_id"),
+        section_id=None if section is None else p.positive_id(section, f"{where}.section_id"),
         labels=tuple(labels),
         dated_from="api",
     )
@@ -249,8 +274,8 @@ def _next_url(p: _Payload, payload: dict, url: str) -> str | None:
 
 # --- the HTML pages ----------------------------------------------------------------------
 
-_ARTICLE_HREF = re.compile(r"/articles/(\d+)(?:[-/?#]|$)")
-_SECTION_HREF = re.compile(r"/sections/(\d+)(?:[-/?#]|$)")
+_ARTICLE_HREF = re.compile(r"/articles/([1-9]\d*)(?:[-/?#]|$)")  # ids are positive
+_SECTION_HREF = re.compile(r"/sections/([1-9]\d*)(?:[-/?#]|$)")
 _CHALLENGE_TITLES = ("just a moment", "attention required", "checking your browser", "ddos-guard",
                      "please wait while we verify", "security check")
 # Only what interstitials carry: Cloudflare also injects /cdn-cgi/challenge-platform/... scripts
@@ -265,7 +290,7 @@ def _classes(attrs: list[tuple[str, str | None]]) -> set[str]:
 
 class _ListParser(HTMLParser):
     """``li.article-list-item a.article-list-link`` entries, "See all" section links,
-    the pagination's next link and the page title."""
+    the pagination's next link, the page title and whether a script is in it."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -273,6 +298,7 @@ class _ListParser(HTMLParser):
         self.section_hrefs: list[str] = []
         self.next_href: str | None = None
         self.title = ""
+        self.scripted = False
         self._li: list[set[str]] = []  # the classes of each open <li>
         self._link: list[str] | None = None
         self._link_href = ""
@@ -283,6 +309,8 @@ class _ListParser(HTMLParser):
         classes = _classes(attrs)
         if tag == "title":
             self._in_title = True
+        elif tag == "script":
+            self.scripted = True
         elif tag == "li":
             if self._li and "article-list-item" in self._li[-1] and "article-list-item" in classes:
                 self._li.pop()  # an unclosed sibling item: HTML closes it here
@@ -353,6 +381,7 @@ def parse_article_list(html: str, url: str) -> ArticleList:
         section_urls=list(dict.fromkeys(absolute(h, "a.see-all-articles") for h in parser.section_hrefs)),
         next_url=absolute(parser.next_href, "the next page link") if parser.next_href else None,
         challenge=not articles and is_bot_challenge(html, parser.title),
+        scripted=parser.scripted,
     )
 
 
@@ -546,22 +575,24 @@ class HelpCenterPages:
 
     def _get_html(self, url: str) -> tuple[str, str]:
         path, params = _relative(self.http, url)
-        response = self.http.get(path, params or None, headers={"Accept": HTML_ACCEPT})
+        try:
+            response = self.http.get(path, params or None, headers={"Accept": HTML_ACCEPT})
+        except SourceRefused as exc:
+            if exc.status != 403:
+                raise
+            # The HTTP layer keeps no body: a challenge cannot be told from a block here.
+            raise _BrowserMayPass(f"{exc} (a bot challenge or a block; a browser may pass)") from None
         return response.text, self.http.shown_url(path, params or None)
 
     def read_list(self, url: str) -> ArticleList:
-        try:
-            text, shown = self._get_html(url)
-        except SourceRefused as exc:
-            if exc.status == 403:
-                # The HTTP layer keeps no body: a challenge cannot be told from a block here.
-                raise _PathFailed(f"{exc} (a bot challenge or a block; a browser may pass)") from None
-            raise
+        text, shown = self._get_html(url)
         listing = parse_article_list(text, str(urljoin(self.http.base_url + "/", url)))
         if listing.challenge:
-            raise _PathFailed(f"a bot challenge answered {shown}")
+            raise _BrowserMayPass(f"a bot challenge answered {shown}")
         if not listing.articles and not listing.section_urls:
-            raise _PathFailed(f"no {LIST_SELECTOR} in the raw HTML of {shown} (rendered by JavaScript?)")
+            if not listing.scripted:  # an error page, or a page cut short: nothing for a browser to run
+                raise _PathFailed(f"no {LIST_SELECTOR} in the HTML of {shown}, and no script to render one")
+            raise _BrowserMayPass(f"no {LIST_SELECTOR} in the raw HTML of {shown} (rendered by JavaScript?)")
         return listing
 
     def read_article(self, url: str) -> ArticlePage | None:
@@ -572,7 +603,7 @@ class HelpCenterPages:
                 return None
             raise
         if is_bot_challenge(text):
-            raise _PathFailed(f"a bot challenge answered {shown}")
+            raise _BrowserMayPass(f"a bot challenge answered {shown}")
         return parse_article_page(text, shown)
 
     def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
@@ -585,19 +616,21 @@ class HelpCenterBrowser:
 
     ``browser`` (a Playwright ``Browser``) is used as given and left open, so that a
     long-lived caller or a test module launches Chromium once; without it each call
-    launches ``browser_path`` and closes it.
+    launches ``browser_path`` and closes it. ``http`` is the client's HTTP layer: its base
+    URL, budget and size cap hold here too, and article pages are asked through it first.
     """
 
-    def __init__(self, base_url: str, category: str | int = DEFAULT_CATEGORY, *, locale: str = DEFAULT_LOCALE,
+    def __init__(self, http: HttpSource, category: str | int = DEFAULT_CATEGORY, *, locale: str = DEFAULT_LOCALE,
                  browser_path: str = "/usr/bin/chromium", browser: Any = None, timeout: float = 20.0,
                  now: Callable[[], datetime] | None = None):
-        self.base_url, self.category, self.locale = base_url.rstrip("/"), str(category), locale
+        self.http, self.category, self.locale = http, str(category), locale
         self.browser_path, self.browser, self.timeout = browser_path, browser, timeout
+        self.deadline = DEADLINE_TIMEOUTS * timeout  # of one page, as of one HTTP request
         self.now = now or (lambda: datetime.now(timezone.utc))
 
     @property
     def category_url(self) -> str:
-        return f"{self.base_url}/hc/{self.locale}/categories/{self.category}"
+        return f"{self.http.base_url}/hc/{self.locale}/categories/{self.category}"
 
     @contextlib.contextmanager
     def _browser(self) -> Iterator[Any]:
@@ -648,33 +681,69 @@ class HelpCenterBrowser:
                     page = context.new_page()
                     page.set_default_timeout(self.timeout * 1000)
                     return _collect(self.category_url, lambda url: self._read_list(page, url),
-                                    lambda url: self._read_article(page, url), since, limit, self.now)
+                                    lambda url: self._read_article(page, url, agent), since, limit, self.now)
                 finally:
                     context.close()
         except PlaywrightError as exc:
             message = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
             raise _PathFailed(f"{exc.__class__.__name__}: {message[:300]}") from None
 
-    def _open(self, page: Any, url: str, selector: str, what: str) -> str | None:
-        """Go to ``url`` and wait until ``selector`` is in the DOM, through a challenge's
-        reload and a script's rendering; the rendered HTML, or None for a 404."""
+    def _ends(self) -> tuple[float, str]:
+        """When the page about to be read must be done, and what to say when it is not: its
+        deadline, or the client's budget when that ends first."""
+        now, left = self.http.clock(), self.http.budget_left()
+        if left is not None and left < self.deadline:
+            return now + left, f"the {self.http.budget:g} s budget ran out"
+        return now + self.deadline, f"no whole page within the {self.deadline:g} s deadline"
+
+    def _wait_ms(self, ends: float) -> float:
+        """A wait's timeout: the timeout, cut to what is left before ``ends`` (a timeout when nothing is)."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-        response = page.goto(url, wait_until="domcontentloaded")
-        status = response.status if response is not None else 200
-        if status in (404, 410):
-            return None
-        # The answer's own body, not the DOM: a challenge page may be reloading already.
-        if status >= 400 and not is_bot_challenge(response.text()):
-            raise _PathFailed(f"HTTP {status} for {safe_url(url)}")
+        left = ends - self.http.clock()
+        if left <= 0:
+            raise PlaywrightTimeout("nothing left of the page's time")
+        return min(self.timeout, left) * 1000
+
+    def _open(self, page: Any, url: str, selector: str, what: str) -> str | None:
+        """Go to ``url`` and wait until ``selector`` is in the DOM, through a challenge's
+        reload and a script's rendering; the rendered HTML, or None for a 404. Within the
+        page's deadline and the client's budget; a page past the size cap is never read."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        ends, late = self._ends()
         try:
-            page.wait_for_selector(selector, state="attached", timeout=self.timeout * 1000)
+            response = page.goto(url, wait_until="domcontentloaded", timeout=self._wait_ms(ends))
+            status = response.status if response is not None else 200
+            if status in (404, 410):
+                return None
+            if response is not None:
+                self._check_size(response.request.sizes()["responseBodySize"], "bytes", url)
+            # The answer's own body, not the DOM: a challenge page may be reloading already.
+            if status >= 400 and not is_bot_challenge(response.text()):
+                raise _PathFailed(f"HTTP {status} for {safe_url(url)}")
+            try:
+                page.wait_for_selector(selector, state="attached", timeout=self._wait_ms(ends))
+            except PlaywrightTimeout:
+                challenged = is_bot_challenge(self._html(page, url, ends))
+                why = "a bot challenge that did not let the browser through" if challenged else f"no {what}"
+                raise _PathFailed(f"{why} at {safe_url(url)} after {self.timeout:g} s") from None
+            page.wait_for_load_state("domcontentloaded", timeout=self._wait_ms(ends))
+            return self._html(page, url, ends)
         except PlaywrightTimeout:
-            content = page.content()
-            why = "a bot challenge that did not let the browser through" if is_bot_challenge(content) else f"no {what}"
-            raise _PathFailed(f"{why} at {safe_url(url)} after {self.timeout:g} s") from None
-        page.wait_for_load_state("domcontentloaded")
-        return page.content()
+            raise _PathFailed(f"took too long: {late} ({safe_url(url)})") from None
+
+    def _check_size(self, size: int, unit: str, url: str) -> None:
+        if size > self.http.max_bytes:
+            raise _PathFailed(f"a page of {size:,} {unit} is over the {self.http.max_bytes:,}-{unit[:-1]} limit "
+                              f"(max_bytes); not read ({safe_url(url)})")
+
+    def _html(self, page: Any, url: str, ends: float) -> str:
+        """The page's rendered HTML, measured in the page before any of it is read back."""
+        html = page.locator("html").evaluate(_CAPPED_HTML, self.http.max_bytes, timeout=self._wait_ms(ends))
+        if isinstance(html, int):
+            self._check_size(html, "characters", url)
+        return html
 
     def _read_list(self, page: Any, url: str) -> ArticleList:
         content = self._open(page, url, f"{LIST_SELECTOR}, a.see-all-articles", "article list")
@@ -682,20 +751,26 @@ class HelpCenterBrowser:
             raise _PathFailed(f"HTTP 404 for {safe_url(url)}")
         return parse_article_list(content, page.url)
 
-    def _read_article(self, page: Any, url: str) -> ArticlePage | None:
-        # First as a plain request of the browser's context (its cookies, a challenge's
-        # clearance included, and its user agent): a tenth of a page load. Rendered in
-        # the page only when that answer is a challenge or carries neither time nor body.
-        response = page.context.request.get(url, headers={"Accept": HTML_ACCEPT}, fail_on_status_code=False,
-                                            timeout=self.timeout * 1000)
-        if response.status in (404, 410):
-            return None
-        if response.ok:
-            text = response.text()
-            if not is_bot_challenge(text):
-                parsed = parse_article_page(text, url)
-                if parsed.created_at is not None or parsed.body_html is not None:
-                    return parsed
+    def _read_article(self, page: Any, url: str, agent: str) -> ArticlePage | None:
+        # First as a plain request through the HTTP layer (its deadline, budget and size cap)
+        # with the browser's cookies, a challenge's clearance among them, and its user agent:
+        # a tenth of a page load. Rendered in the page only when that answer is a 403 or a
+        # challenge, or carries neither time nor body.
+        path, params = _relative(self.http, url)
+        cookies = "; ".join(f"{c['name']}={c['value']}" for c in page.context.cookies(url))
+        headers = {"Accept": HTML_ACCEPT, "User-Agent": agent, **({"Cookie": cookies} if cookies else {})}
+        text = None
+        try:
+            text = self.http.get(path, params or None, headers=headers).text
+        except SourceRefused as exc:
+            if exc.status in (404, 410):
+                return None
+            if exc.status != 403:
+                raise
+        if text is not None and not is_bot_challenge(text):
+            parsed = parse_article_page(text, url)
+            if parsed.created_at is not None or parsed.body_html is not None:
+                return parsed
         content = self._open(page, url, "time[datetime], div.article-body", "article time or body")
         return None if content is None else parse_article_page(content, page.url)
 
@@ -718,7 +793,7 @@ class CoinSpotAnnouncements:
         self.http, self.paths = http, tuple(paths)
         self.api = HelpCenterApi(http, category, locale=locale, per_page=per_page, paging=paging)
         self.pages = HelpCenterPages(http, category, locale=locale, now=now)
-        self.browser = HelpCenterBrowser(http.base_url, category, locale=locale, browser_path=browser_path,
+        self.browser = HelpCenterBrowser(http, category, locale=locale, browser_path=browser_path,
                                          browser=browser, timeout=browser_timeout, now=now)
         self.path_used: str | None = None
         self.failures: tuple[PathFailure, ...] = ()
@@ -735,11 +810,17 @@ class CoinSpotAnnouncements:
         _check_bounds(since, limit)
         readers = {"api": self.api, "html": self.pages, "browser": self.browser}
         failures: list[PathFailure] = []
+        browser_may_pass = True  # until the HTML path says otherwise
         for name in self.paths:
+            if name == "browser" and not browser_may_pass:
+                failures.append(PathFailure(name, NOT_TRIED))
+                continue
             try:
                 articles = readers[name].latest(since, limit)
             except (SourceError, _PathFailed) as exc:
                 failures.append(PathFailure(name, str(exc)))
+                if name == "html":
+                    browser_may_pass = isinstance(exc, _BrowserMayPass)
                 continue
             self.path_used, self.failures = name, tuple(failures)
             return Fetched(articles, name, tuple(failures))

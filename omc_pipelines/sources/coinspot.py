@@ -89,15 +89,12 @@ def parse_latest_coin(payload: Any, coin: str, url: str | None = None) -> PriceQ
 
 
 def _quote(p: _Payload, coin: str, market: str, entry: Any, where: str) -> PriceQuote:
+    """CoinSpot sends bid, ask and last for every pair ("NaN" or null: no price); one left
+    out is a wrong answer, not "no price"."""
     if not isinstance(entry, dict):
         raise p.fail(f"{where} is not an object")
-    return PriceQuote(
-        coin=coin,
-        market=market,
-        bid=p.number(entry.get("bid"), f"{where}.bid"),
-        ask=p.number(entry.get("ask"), f"{where}.ask"),
-        last=p.number(entry.get("last"), f"{where}.last"),
-    )
+    bid, ask, last = (p.number(p.field(entry, name, where), f"{where}.{name}") for name in ("bid", "ask", "last"))
+    return PriceQuote(coin=coin, market=market, bid=bid, ask=ask, last=last)
 
 
 def parse_completed_orders(payload: Any, coin: str, url: str | None = None) -> list[TradePrint]:

@@ -7,8 +7,9 @@ is sent at all: :class:`~omc_pipelines.sources.human.NotConfigured`.
 
 Reading a post:
 
-- ``external_id`` is the post's ``id``. Plans that leave ``id`` out get a stable stand-in,
-  ``slug:<slug>`` or else ``sha1:<hash of published_at and title>``.
+- ``external_id`` is the post's ``id``, a positive integer (a number or its digits: zero,
+  a negative or anything else is a payload error, never a key). Plans that leave ``id``
+  out get a stable stand-in, ``slug:<slug>`` or else ``sha1:<hash of published_at and title>``.
 - ``url`` is the article's own address (``original_url``) when the plan gives it, else
   CryptoPanic's page for the post (``url``), else empty.
 - ``author`` is the publisher's name (``source.title``), ``channel`` its domain.
@@ -16,7 +17,7 @@ Reading a post:
   some v2 plans call them); when neither is present, the coins the title and the
   description name.
 - ``votes`` (positive, negative, important, liked, disliked, lol, toxic, saved,
-  comments) become ``engagement`` as integers; missing votes are simply absent.
+  comments) become ``engagement`` as counts (never below zero); missing votes are simply absent.
 - ``published_at`` is required; a post without it is a payload error.
 """
 
@@ -65,15 +66,19 @@ class _Payload(Payload):
         return self.text_or_empty(obj.get(name), f"{where}.{name}")
 
     def count(self, value: Any, where: str) -> int:
-        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and math.isfinite(value)):
+        if (isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and math.isfinite(value))
+                or value < 0):
             raise self.fail(f"{where} is {value!r}, not a count")  # NaN and infinity too: int() would raise
         return int(value)
 
+    def post_id(self, value: Any, where: str) -> str:
+        digits = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+        if not digits.isdigit() or int(digits) == 0:
+            raise self.fail(f"{where} is {value!r}, not a positive id")
+        return digits
 
-def _external_id(post: dict, published: datetime, title: str) -> str:
-    ident = post.get("id")
-    if ident is not None and not isinstance(ident, bool) and str(ident).strip():  # "" is no key
-        return str(ident)
+
+def _stand_in_id(post: dict, published: datetime, title: str) -> str:
     if isinstance(post.get("slug"), str) and post["slug"]:
         return f"slug:{post['slug']}"
     digest = hashlib.sha1(f"{published.isoformat()}|{title}".encode()).hexdigest()[:20]
@@ -103,6 +108,7 @@ def parse_post(post: Any, url: str = POSTS, where: str = "post") -> HumanItem:
     p = _Payload(SOURCE, url)
     if not isinstance(post, dict):
         raise p.fail(f"{where} is not an object")
+    ident = None if post.get("id") is None else p.post_id(post["id"], f"{where}.id")
     title = squash(html_to_text(p.text(post, "title", where, required=True)))
     published = p.time(p.text(post, "published_at", where, required=True), f"{where}.published_at")
     description = html_to_text(p.text(post, "description", where))
@@ -127,7 +133,7 @@ def parse_post(post: Any, url: str = POSTS, where: str = "post") -> HumanItem:
     kind = p.text(post, "kind", where) or None
     return HumanItem(
         source=SOURCE,
-        external_id=_external_id(post, published, title),
+        external_id=ident or _stand_in_id(post, published, title),
         title=title,
         text=description,
         url=link,

@@ -7,14 +7,17 @@ limit, so every client of it in the process waits on the same limiter.
 
 Parse functions take the decoded JSON and return typed rows, or raise
 ``SourcePayloadError`` naming the field that is wrong; they never touch the database.
-DeFiLlama's numbers arrive as numbers, numeric strings, ``null`` or not at all: the
-optional ones become ``None``; anything that is not a number is an error. A
-negative TVL is data, not an error (the checks flag it).
+DeFiLlama's numbers arrive as numbers, numeric strings or ``null``: ``null`` and NaN
+become ``None``; anything that is not a number is an error. A field DeFiLlama always
+sends (``*_FIELDS`` below) must be there, ``null`` or not: an item without it has another
+shape, and would store "no value" over the real one. A negative number is passed on:
+the Glass ledger rejects such an item, with the reason.
 
 An empty list is an error too, never "nothing today": DeFiLlama always lists chains,
 protocols, fees and stablecoins, and a chain it knows always has a history (an unknown
-one is a 400). So is a TVL series none of whose points has a value (all NaN or null).
-Stored rows must never be replaced by such an answer.
+one is a 400). So is an answer none of whose items has a value other than zero (all
+zero, NaN or null): a TVL series, the protocols' TVL, the fees' totals, the stablecoins'
+supply. Stored rows must never be replaced by such an answer.
 
 What the real API does that the parsers absorb:
 
@@ -27,6 +30,7 @@ What the real API does that the parsers absorb:
 - ``/protocols`` gives ``"symbol": "-"`` for a protocol without a token.
 - The fees overview omits keys whose value is empty (``slug``, ``category``,
   ``chains``, any total): a missing slug is derived from the name, as DeFiLlama slugs.
+  A key that no protocol of the answer has (``FEES_FIELDS``) was dropped, not emptied.
 - Stablecoin symbols are not unique across DeFiLlama's list: ``Stablecoin.id``
   (DeFiLlama's own) is the key.
 - A chain TVL series can carry two points in one UTC day (the day's midnight and a
@@ -50,10 +54,18 @@ SOURCE = "defillama"
 DATA_TYPES = {"fees": "dailyFees", "revenue": "dailyRevenue"}
 FEES_PATH = "/overview/fees"
 PROTOCOLS_PATH = "/protocols"
+STABLECOINS_PATH, STABLECOINS_PARAMS = "/stablecoins", {"includePrices": "true"}
 # Categories that are not on-chain DeFi and would crowd out the top N by "TVL".
 EXCLUDED_FROM_TOP = ("CEX",)
 # A timestamp past this is in milliseconds, not seconds (1e11 s is the year 5138).
 _MILLISECONDS_FROM = 1e11
+# What DeFiLlama sends for every item (null where it has no value); the fees overview leaves
+# a protocol's empty ones out, but never one of these from every protocol.
+CHAIN_FIELDS = ("name", "tvl")
+POINT_FIELDS = ("date", "tvl")
+PROTOCOL_FIELDS = ("name", "symbol", "category", "chains", "tvl")
+FEES_FIELDS = ("category", "chains", "total24h", "total7d", "total30d")
+STABLECOIN_FIELDS = ("id", "symbol", "name", "pegType", "circulating", "price")
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,20 @@ class Stablecoin:
 
 class _Payload(Payload):
     """DeFiLlama's readers on top of the shared ones (``number`` among them)."""
+
+    def sent(self, obj: dict, names: Iterable[str], where: str) -> None:
+        for name in names:
+            self.field(obj, name, where)
+
+    def sent_by_some(self, rows: list[dict], names: Iterable[str], where: str) -> None:
+        for name in names:
+            if not any(name in row for row in rows):
+                raise self.fail(f"no protocol has {name!r} in {where}: dropped from the answer")
+
+    def not_all_zero(self, values: Iterable[float | None], what: str) -> None:
+        """An answer none of whose items has a value other than zero says nothing, like an empty one."""
+        if not any(values):
+            raise self.fail(f"{what} other than zero (all zero, NaN or null)")
 
     def list(self, value: Any, where: str) -> list:
         if not isinstance(value, list):
@@ -198,6 +224,7 @@ def parse_chains(payload: Any, url: str = "/v2/chains") -> list[Chain]:
     p = _Payload(SOURCE, url)
     chains: dict[str, Chain] = {}
     for at, row in _rows(p, payload, "body"):
+        p.sent(row, CHAIN_FIELDS, at)
         name = p.text(row, "name", at)
         chains.setdefault(
             name,
@@ -225,21 +252,21 @@ def _chain_id(p: _Payload, value: Any, where: str) -> int | None:
 
 def parse_chain_tvl(payload: Any, chain: str, url: str | None = None) -> list[ChainTvl]:
     """``/v2/historicalChainTvl/{chain}``: daily TVL, oldest first, one row per UTC day
-    (where a day has two points, the later one). Points without a TVL are skipped; a
-    series without a single TVL is an error."""
+    (where a day has two points, the later one). Points without a TVL (null) are skipped;
+    a series without a single TVL other than zero is an error."""
     p = _Payload(SOURCE, url or f"/v2/historicalChainTvl/{chain}")
     latest: dict[date, tuple[float, float]] = {}
     points = 0
     for at, row in _rows(p, payload, "body"):
         points += 1
+        p.sent(row, POINT_FIELDS, at)
         day, seconds = p.day(row.get("date"), f"{at}.date")
         tvl = p.field_number(row, "tvl", at)
         if tvl is None:
             continue
         if day not in latest or seconds >= latest[day][0]:
             latest[day] = (seconds, tvl)
-    if not latest:
-        raise p.fail(f"none of the {points} points has a tvl (all null or NaN)")
+    p.not_all_zero((tvl for _, tvl in latest.values()), f"none of the {points} points has a tvl")
     return [ChainTvl(chain=chain, day=day, tvl_usd=latest[day][1]) for day in sorted(latest)]
 
 
@@ -248,6 +275,7 @@ def parse_protocols(payload: Any, url: str = "/protocols") -> list[Protocol]:
     p = _Payload(SOURCE, url)
     protocols: dict[str, Protocol] = {}
     for at, row in _rows(p, payload, "body"):
+        p.sent(row, PROTOCOL_FIELDS, at)
         name = p.text(row, "name", at)
         slug = p.optional_text(row, "slug", at) or slugify(name)
         symbol = p.optional_text(row, "symbol", at)
@@ -265,6 +293,7 @@ def parse_protocols(payload: Any, url: str = "/protocols") -> list[Protocol]:
                 parent=p.parent(row, at),
             ),
         )
+    p.not_all_zero((protocol.tvl_usd for protocol in protocols.values()), "no protocol has a tvl")
     return list(protocols.values())
 
 
@@ -309,7 +338,9 @@ def parse_fees(payload: Any, data_type: str, url: str | None = None) -> list[Pro
     p = _Payload(SOURCE, url or f"{FEES_PATH}?dataType={DATA_TYPES[data_type]}")
     body = p.object(payload, "body")
     rows: dict[str, ProtocolFees] = {}
-    for at, row in _rows(p, body.get("protocols"), "protocols"):
+    listed = list(_rows(p, body.get("protocols"), "protocols"))
+    p.sent_by_some([row for _, row in listed], FEES_FIELDS, "protocols")
+    for at, row in listed:
         name = p.optional_text(row, "displayName", at) or p.text(row, "name", at)
         slug = p.optional_text(row, "slug", at) or slugify(p.optional_text(row, "name", at) or name)
         rows.setdefault(
@@ -326,6 +357,7 @@ def parse_fees(payload: Any, data_type: str, url: str | None = None) -> list[Pro
                 parent=p.parent(row, at),
             ),
         )
+    p.not_all_zero((r.total_24h or r.total_7d or r.total_30d for r in rows.values()), "no protocol has a total")
     return list(rows.values())
 
 
@@ -342,6 +374,7 @@ def parse_stablecoins(payload: Any, url: str = "/stablecoins?includePrices=true"
     body = p.object(payload, "body")
     coins: dict[str, Stablecoin] = {}
     for at, row in _rows(p, body.get("peggedAssets"), "peggedAssets"):
+        p.sent(row, STABLECOIN_FIELDS, at)
         peg_type = p.optional_text(row, "pegType", at)
         price = p.field_number(row, "price", at)
         amount, unit = _circulating(p, row.get("circulating"), peg_type, f"{at}.circulating")
@@ -360,15 +393,16 @@ def parse_stablecoins(payload: Any, url: str = "/stablecoins?includePrices=true"
             id=_identifier(p, row.get("id"), f"{at}.id"),
         )
         coins.setdefault(coin.id, coin)
+    p.not_all_zero((coin.circulating_usd for coin in coins.values()), "no stablecoin has a circulating supply")
     return list(coins.values())
 
 
 def _identifier(p: _Payload, value: Any, where: str) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise p.fail(f"{where} is {_kind(value)}, expected an id")
-    return value.strip()
+    """DeFiLlama's stablecoin id: a positive integer, sent as a number or its digits."""
+    digits = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not digits.isdigit() or int(digits) == 0:
+        raise p.fail(f"{where} is {_kind(value) if value is None else repr(value)}, expected a positive integer id")
+    return digits
 
 
 def _circulating(p: _Payload, value: Any, peg_type: str | None, where: str) -> tuple[float | None, str | None]:
@@ -437,7 +471,11 @@ class DefiLlama:
         return self.api.shown_url(_chain_tvl_path(chain))
 
     def protocols(self) -> list[Protocol]:
-        return parse_protocols(self.api.get_json(PROTOCOLS_PATH), self.api.shown_url(PROTOCOLS_PATH))
+        return parse_protocols(self.api.get_json(PROTOCOLS_PATH), self.protocols_url())
+
+    def protocols_url(self) -> str:
+        """Where ``protocols`` asks, as errors show it."""
+        return self.api.shown_url(PROTOCOLS_PATH)
 
     def selected_protocols(self, slugs: Collection[str], top_n: int) -> list[Protocol]:
         """``select_protocols`` of ``/protocols``. A selection left empty is an error: it
@@ -446,7 +484,7 @@ class DefiLlama:
         chosen = select_protocols(listed, slugs, top_n)
         if not chosen:
             raise SourcePayloadError(
-                SOURCE, self.api.shown_url(PROTOCOLS_PATH),
+                SOURCE, self.protocols_url(),
                 f"none of the {len(listed)} protocols is configured ({', '.join(slugs) or 'no slug'}) "
                 f"or has a TVL to rank among the top {top_n}",
             )
@@ -454,15 +492,23 @@ class DefiLlama:
 
     def fees(self, data_type: str) -> list[ProtocolFees]:
         """``data_type``: "fees" (dailyFees) or "revenue" (dailyRevenue)."""
-        if data_type not in DATA_TYPES:
-            raise ValueError(f"data_type must be one of {', '.join(DATA_TYPES)}, not {data_type!r}")
-        params = {
-            "excludeTotalDataChart": "true",
-            "excludeTotalDataChartBreakdown": "true",
-            "dataType": DATA_TYPES[data_type],
-        }
-        return parse_fees(self.api.get_json(FEES_PATH, params), data_type, self.api.shown_url(FEES_PATH, params))
+        params = _fees_params(data_type)
+        return parse_fees(self.api.get_json(FEES_PATH, params), data_type, self.fees_url(data_type))
+
+    def fees_url(self, data_type: str) -> str:
+        """Where ``fees`` asks, as errors show it."""
+        return self.api.shown_url(FEES_PATH, _fees_params(data_type))
 
     def stablecoins(self) -> list[Stablecoin]:
-        path, params = "/stablecoins", {"includePrices": "true"}
-        return parse_stablecoins(self.stablecoins_api.get_json(path, params), self.stablecoins_api.shown_url(path, params))
+        return parse_stablecoins(self.stablecoins_api.get_json(STABLECOINS_PATH, STABLECOINS_PARAMS),
+                                 self.stablecoins_url())
+
+    def stablecoins_url(self) -> str:
+        """Where ``stablecoins`` asks, as errors show it."""
+        return self.stablecoins_api.shown_url(STABLECOINS_PATH, STABLECOINS_PARAMS)
+
+
+def _fees_params(data_type: str) -> dict[str, str]:
+    if data_type not in DATA_TYPES:
+        raise ValueError(f"data_type must be one of {', '.join(DATA_TYPES)}, not {data_type!r}")
+    return {"excludeTotalDataChart": "true", "excludeTotalDataChartBreakdown": "true", "dataType": DATA_TYPES[data_type]}

@@ -3,7 +3,8 @@
 Explicit timeouts; a deadline for each request, body and all, and an optional budget
 for everything a client does; a cap on an answer's size; retries with exponential
 backoff and full jitter for 429 (honouring ``Retry-After``), 5xx, timeouts and
-connection failures, on reads only; a per-source rate limit shared by the whole
+connection failures, on reads and on form POSTs that are safe to repeat (a token
+grant); a per-source rate limit shared by the whole
 process; and errors as a small typed hierarchy that name the source and the URL
 (made safe to show by :func:`safe_url`) but never a secret.
 """
@@ -144,6 +145,18 @@ class _PastDeadline(Exception):
     """A request ran out of time between two reads (never leaves this module)."""
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What one request sends, on every try."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
+    form: Mapping[str, str] | None = None
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
 @dataclass
 class HttpSource:
     """A source's base URL and manners.
@@ -221,12 +234,28 @@ class HttpSource:
     ) -> httpx.Response:
         """GET with retries, the answer read whole. Answers below 400 are returned, 304 included, so
         that a conditional request (``If-None-Match``/``If-Modified-Since`` in ``headers``) can see it."""
+        return self._send(_Call("GET", path, params, headers))
+
+    def post_form(self, path: str, form: Mapping[str, str], *, auth: tuple[str, str],
+                  headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """POST ``form`` with HTTP basic ``auth``, for a request that is safe to repeat (asking for a
+        token): it is retried as a GET is, with the same deadline, budget and size cap. The
+        credentials travel in a header no error, log or repr shows."""
+        return self._send(_Call("POST", path, headers=headers, form=form, auth=auth))
+
+    def budget_left(self) -> float | None:
+        """Seconds left of the budget (None without one), for work this client does beside its
+        requests: the announcements' browser reads within it too."""
+        return None if self._budget_ends is None else self._budget_ends - self.clock()
+
+    def _send(self, call: _Call) -> httpx.Response:
+        path, params = call.path, call.params
         shown = self.shown_url(path, params)
         url = f"{self.base_url}{path}"
         tries = self.retries + 1
         for attempt in range(tries):
             last_try = attempt == self.retries
-            left = self._budget_left()
+            left = self.budget_left()
             if left is not None and left <= 0:
                 raise SourceUnavailable(self.name, shown, f"the {self.budget:g} s budget is spent; nothing sent")
             if not self._limiter.wait(within=left):
@@ -241,7 +270,7 @@ class HttpSource:
             failure = fatal = None
             late = False
             try:
-                response = self._fetch(url, params, headers, ends, shown)
+                response = self._fetch(url, call, ends, shown)
             except (httpx.TimeoutException, _PastDeadline):
                 # A read's timeout is cut to what is left of the deadline, and never fires early.
                 late = self.clock() >= ends
@@ -275,7 +304,7 @@ class HttpSource:
             elif last_try:
                 raise SourceUnavailable(self.name, shown, failure)
             wait = self._backoff(attempt) if wait is None else wait
-            left = self._budget_left()
+            left = self.budget_left()
             if left is not None and wait > left:
                 # The error stays what the source said: a throttled caller (the SEC's cool-down)
                 # must still learn that it was asked to slow down.
@@ -284,14 +313,13 @@ class HttpSource:
             self.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _fetch(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
-               ends: float, shown: str) -> httpx.Response:
-        """One GET, read whole by ``ends`` (on ``clock``) and no larger than ``max_bytes``."""
+    def _fetch(self, url: str, call: _Call, ends: float, shown: str) -> httpx.Response:
+        """One request, read whole by ``ends`` (on ``clock``) and no larger than ``max_bytes``."""
         left = self._left(ends)
         timeout = httpx.Timeout(min(self.timeout, left), connect=min(self.timeout, 5.0, left))
-        response = self._client.send(
-            self._client.build_request("GET", url, params=params, headers=headers, timeout=timeout), stream=True
-        )
+        request = self._client.build_request(call.method, url, params=call.params, headers=call.headers,
+                                             data=call.form, timeout=timeout)
+        response = self._client.send(request, stream=True, auth=call.auth)
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:
@@ -320,9 +348,6 @@ class HttpSource:
         if left <= 0:
             raise _PastDeadline
         return left
-
-    def _budget_left(self) -> float | None:
-        return None if self._budget_ends is None else self._budget_ends - self.clock()
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter: clients that failed together do not come back together.

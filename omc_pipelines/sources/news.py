@@ -30,8 +30,10 @@ How entries are read:
   then keep the ``published_at`` it already has.
 - ``currencies``: coins named in the title, the text and the entry's categories.
 - A body that is not a feed (HTML, JSON, broken XML with no entries) raises
-  ``SourcePayloadError`` naming the feed. A well-formed feed with a harmless defect
-  (feedparser's "bozo" flag) but with entries is read.
+  ``SourcePayloadError`` naming the feed; so does a feed cut short (its root element
+  never closed: the answer stopped early), whose last entry feedparser would read as
+  whole, its text cut. A whole feed with a harmless defect (feedparser's "bozo" flag,
+  e.g. an HTML entity XML does not know) is read.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ ZONES: dict[str, int] = {
     "SGT": 480, "HKT": 480, "JST": 540, "KST": 540, "AWST": 480, "ACST": 570, "ACDT": 630, "AEST": 600,
     "AEDT": 660, "NZST": 720, "NZDT": 780,
 }
+# The first element's name, after the prolog (declaration, comments, doctype); and what may
+# follow the root's end tag (a cache plugin's comment, a processing instruction).
+_ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_TRAILING_PI = re.compile(r"<\?[^<>]*\?>\s*\Z")
 _RFC822_ZONE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?P<zone>[A-Za-z]{1,5}|[+-]\d{4})?\s*$")
 
 
@@ -200,6 +207,10 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
         parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
     except ValueError as exc:  # its loose parser's chr() on a character reference past U+10FFFF
         raise SourcePayloadError(source_name(feed), url, f"feed {feed!r} is not readable ({exc})") from None
+    if _raw(parsed, "bozo") and _cut_short(body):
+        # Not well-formed (so feedparser read it loosely) and the root never closes: half an answer.
+        raise SourcePayloadError(source_name(feed), safe_url(url), f"feed {feed!r} is cut short: its root "
+                                                                  f"element never closes")
     entries = _raw(parsed, "entries") or []
     page = _read_entries(entries, feed, _raw(parsed, "feed") or {}, fetched_at)
     if not page.items:
@@ -214,6 +225,18 @@ def parse_feed(body: bytes, feed: str, url: str, *, content_type: str | None = N
                 f"feed {feed!r} is not readable XML ({problem.__class__.__name__}: {problem})",
             )
     return page
+
+
+def _cut_short(body: bytes) -> bool:
+    """Whether an XML document ends before its root element's end tag."""
+    # UTF-8 and the 8-bit encodings feeds use agree on the markup's ASCII. (In a UTF-16 feed no
+    # root shows here: it is not judged.)
+    text = _COMMENT.sub("", body.decode("latin-1"))
+    root = _ROOT.search(text)
+    if root is None:
+        return False
+    end = _TRAILING_PI.sub("", text.rstrip()).rstrip()
+    return re.search(rf"</{re.escape(root.group(1))}\s*>\Z", end) is None
 
 
 def _read_entries(entries: list, feed: str, channel: Mapping[str, Any], fetched_at: datetime | None) -> FeedPage:

@@ -3,10 +3,10 @@
 Access (Reddit's rules for API clients):
 
 - A token by the client-credentials grant: ``POST {auth_url}/api/v1/access_token`` with
-  HTTP basic auth ``client_id:client_secret`` and ``grant_type=client_credentials``. It
-  is the only POST: sent once, with an explicit timeout and no retry (a token request
-  that failed is not retried blindly with the secret), and on failure the error names
-  the token URL and the status only. The token is kept until a minute before it expires.
+  HTTP basic auth ``client_id:client_secret`` and ``grant_type=client_credentials``,
+  through the shared HTTP layer (``HttpSource.post_form``): asking twice is harmless, so
+  it has a read's deadline, size cap and retries; on failure the error names the token
+  URL and the status only. The token is kept until a minute before it expires.
 - Listings from ``GET {api_url}/r/{sub}/new.json?limit=100&after=...&raw_json=1`` with
   ``Authorization: bearer <token>`` and a User-Agent of Reddit's required shape,
   ``<platform>:<app id>:<version> (by /u/<username>)``. ``raw_json=1`` makes Reddit send
@@ -23,6 +23,8 @@ Reading a post (``data.children[].data`` of a ``t3`` child):
 - ``external_id`` is the fullname (``name``, ``t3_<id>``); ``url`` the discussion's
   permalink on www.reddit.com (a link post's target is in the text's place only when
   the post has no text of its own).
+- ``published_at`` from ``created_utc``; a post dated before Reddit began (June 2005) or
+  in the future is a payload error, never an item.
 - ``author`` None for ``[deleted]``; text empty for ``[removed]``/``[deleted]``.
 - ``engagement``: ``score``, ``num_comments`` and ``upvote_ratio_pct`` (the upvote ratio
   as a whole percentage, so that engagement stays integers).
@@ -42,21 +44,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
-
-import httpx
 
 from omc_pipelines.settings import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sources.coins import extract_coins
-from omc_pipelines.sources.http import (
-    HttpSource,
-    SourcePayloadError,
-    SourceRefused,
-    SourceThrottled,
-    SourceUnavailable,
-    shared_limiter,
-)
+from omc_pipelines.sources.http import HttpSource, SourcePayloadError, SourceRefused
 from omc_pipelines.sources.human import HumanItem, NotConfigured, squash
 from omc_pipelines.sources.payload import Payload
 
@@ -68,6 +61,10 @@ APP_VERSION = "0.1.0"
 MAX_LIMIT = 100
 MAX_PAGES = 10  # Reddit serves about 1000 posts back through a listing; a guard against endless `after`
 TOKEN_MARGIN = 60.0  # seconds before expiry when a token counts as expired
+# A post dated before Reddit's first day (1970, when a time is zeroed) or in the future, past
+# a clock's drift, is a wrong answer, not a post.
+REDDIT_BEGAN = datetime(2005, 6, 23, tzinfo=timezone.utc)
+CLOCK_SKEW = timedelta(minutes=5)
 REFUSED = "Reddit refused access: API access needs approval"
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 _GONE = ("[deleted]", "[removed]")
@@ -116,8 +113,8 @@ class _Payload(Payload):
         return number
 
 
-def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> HumanItem:
-    """The ``data`` of one ``t3`` child."""
+def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post", now: datetime | None = None) -> HumanItem:
+    """The ``data`` of one ``t3`` child; dated between Reddit's first day and ``now`` (the clock)."""
     p = _Payload(SOURCE, url)
     if not isinstance(data, dict):
         raise p.fail(f"{where} is not an object")
@@ -135,6 +132,10 @@ def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> Hu
         published = datetime.fromtimestamp(created, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise p.fail(f"{where}.created_utc is {created!r}, not a time") from None
+    latest = (now or datetime.now(timezone.utc)) + CLOCK_SKEW
+    if not REDDIT_BEGAN <= published <= latest:
+        raise p.fail(f"{where}.created_utc is {created:g} ({published:%Y-%m-%d %H:%M} UTC): "
+                     f"{'in the future' if published > latest else 'before Reddit began'}")
     author = p.text_or_empty(data.get("author"), f"{where}.author").strip()
     permalink = p.text_or_empty(data.get("permalink"), f"{where}.permalink")
     link = p.text_or_empty(data.get("url"), f"{where}.url")
@@ -170,7 +171,7 @@ def parse_post(data: Any, url: str = "/r/?/new.json", where: str = "post") -> Hu
     )
 
 
-def parse_listing(payload: Any, url: str = "/r/?/new.json") -> ListingPage:
+def parse_listing(payload: Any, url: str = "/r/?/new.json", now: datetime | None = None) -> ListingPage:
     """``{"kind": "Listing", "data": {"after", "children": [{"kind": "t3", "data": {...}}]}}``.
     Children of other kinds (comments, ads) are skipped."""
     p = _Payload(SOURCE, url)
@@ -188,7 +189,7 @@ def parse_listing(payload: Any, url: str = "/r/?/new.json") -> ListingPage:
             raise p.fail(f"children[{i}] is not an object")
         if child.get("kind") != "t3":
             continue
-        items.append(parse_post(child.get("data"), url, f"children[{i}].data"))
+        items.append(parse_post(child.get("data"), url, f"children[{i}].data", now))
     after = data.get("after")
     if after is not None and not isinstance(after, str):
         raise p.fail("data.after is not a string")
@@ -201,21 +202,18 @@ def parse_listing(payload: Any, url: str = "/r/?/new.json") -> ListingPage:
 class RedditClient:
     """Application-only access to public listings. Holds the secret; never shows it."""
 
-    def __init__(self, http: HttpSource, auth_url: str, client_id: str | None, client_secret: str | None,
-                 username: str | None = None, *, token_timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, http: HttpSource, auth: HttpSource, client_id: str | None, client_secret: str | None,
+                 username: str | None = None, *, clock: Callable[[], float] = time.monotonic):
+        """``http`` reads the listings, ``auth`` asks for tokens (Reddit's two hosts)."""
         missing = tuple(name for name, value in ((REDDIT_CLIENT_ID, client_id), (REDDIT_CLIENT_SECRET, client_secret))
                         if not value)
         if missing:
             raise NotConfigured(SOURCE, missing)
-        self.http = http
-        # Every request declares the compliant agent, whatever the HttpSource was built with.
+        self.http, self.auth = http, auth
+        # Every request declares the compliant agent, whatever the HttpSources were built with.
         self.user_agent = user_agent(username)
-        self.auth_url = auth_url.rstrip("/")
         self._client_id = client_id
         self._secret = client_secret
-        self._token_timeout = token_timeout
-        self._transport = transport
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
@@ -225,20 +223,21 @@ class RedditClient:
     @classmethod
     def create(cls, api_url: str, auth_url: str, client_id: str | None, client_secret: str | None,
                username: str | None = None, *, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5,
-               rate_limit: float = 1.0, transport: httpx.BaseTransport | None = None) -> RedditClient:
-        """A client with its own ``HttpSource``; ``NotConfigured`` (before anything is built)
-        without a client id and secret. Reddit allows about 100 queries a minute: the default
-        rate is one a second."""
+               rate_limit: float = 1.0) -> RedditClient:
+        """A client with its own ``HttpSource`` for each host, sharing one rate budget (one source
+        name); ``NotConfigured`` (before anything is built) without a client id and secret.
+        Reddit allows about 100 queries a minute: the default rate is one a second."""
         missing = tuple(name for name, value in ((REDDIT_CLIENT_ID, client_id), (REDDIT_CLIENT_SECRET, client_secret))
                         if not value)
         if missing:
             raise NotConfigured(SOURCE, missing)
-        http = HttpSource(SOURCE, api_url, timeout=timeout, retries=retries, backoff=backoff, rate_limit=rate_limit,
-                          headers={"User-Agent": user_agent(username)}, transport=transport)
-        return cls(http, auth_url, client_id, client_secret, username, token_timeout=timeout, transport=transport)
+        manners = dict(timeout=timeout, retries=retries, backoff=backoff, rate_limit=rate_limit,
+                       headers={"User-Agent": user_agent(username)})
+        return cls(HttpSource(SOURCE, api_url, **manners), HttpSource(SOURCE, auth_url, **manners), client_id,
+                   client_secret, username)
 
     def __repr__(self) -> str:
-        return f"RedditClient(api_url={self.http.base_url!r}, auth_url={self.auth_url!r}, client_id=***, secret=***)"
+        return f"RedditClient(api_url={self.http.base_url!r}, auth_url={self.auth.base_url!r}, client_id=***, secret=***)"
 
     def __enter__(self) -> RedditClient:
         return self
@@ -248,6 +247,7 @@ class RedditClient:
 
     def close(self) -> None:
         self.http.close()
+        self.auth.close()
 
     # --- the token ----------------------------------------------------------------------
 
@@ -264,49 +264,31 @@ class RedditClient:
             self._token, self._expires = None, 0.0
 
     def _request_token(self) -> tuple[str, float]:
-        url = f"{self.auth_url}{TOKEN_PATH}"
         self.token_requests += 1
-        shared_limiter(SOURCE, self.http.rate_limit).wait()
-        # Failures are raised outside the except blocks: an httpx error's request carries the
-        # basic credentials, and must not ride along as the new error's __context__.
-        failure = None
+        url = self.auth.shown_url(TOKEN_PATH)
         try:
-            with httpx.Client(timeout=httpx.Timeout(self._token_timeout, connect=min(self._token_timeout, 5.0)),
-                              transport=self._transport, follow_redirects=False) as client:
-                response = client.post(
-                    url, auth=(self._client_id, self._secret), data={"grant_type": "client_credentials"},
-                    headers={"User-Agent": self.user_agent, "Accept": "application/json"},
-                )
-        except httpx.TimeoutException:
-            failure = f"token request timed out after {self._token_timeout:g} s"
-        except httpx.HTTPError as exc:
-            failure = f"token request failed ({exc.__class__.__name__})"
-        if failure is not None:
-            raise SourceUnavailable(SOURCE, url, failure)
-        status = response.status_code
-        if status in (400, 401):
-            raise RedditRefused(SOURCE, url, f"Reddit rejected the client credentials (HTTP {status}): check "
-                                             f"{REDDIT_CLIENT_ID} and {REDDIT_CLIENT_SECRET}", status)
-        if status == 403:
-            raise RedditRefused(SOURCE, url, f"{REFUSED} (HTTP 403 on the token request)", status)
-        if status == 429:
-            raise SourceThrottled(SOURCE, url, "HTTP 429 on the token request")
-        if status >= 500:
-            raise SourceUnavailable(SOURCE, url, f"HTTP {status} on the token request")
-        if status >= 300:
-            raise SourceRefused(SOURCE, url, f"HTTP {status} on the token request", status)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if body is None:
-            raise SourcePayloadError(SOURCE, url, "token answer is not valid JSON")
+            response = self.auth.post_form(TOKEN_PATH, {"grant_type": "client_credentials"},
+                                           auth=(self._client_id, self._secret), headers={"User-Agent": self.user_agent})
+        except SourceRefused as exc:
+            refused = exc
+        else:
+            return self._read_token(self.auth.decode_json(response, TOKEN_PATH), url)
+        # Raised outside the except block, so that the layer's error is not chained to this one.
+        if refused.status in (400, 401):
+            raise RedditRefused(SOURCE, url, f"Reddit rejected the client credentials (HTTP {refused.status}): check "
+                                             f"{REDDIT_CLIENT_ID} and {REDDIT_CLIENT_SECRET}", refused.status)
+        if refused.status == 403:
+            raise RedditRefused(SOURCE, url, f"{REFUSED} (HTTP 403 on the token request)", 403)
+        raise refused
+
+    @staticmethod
+    def _read_token(body: Any, url: str) -> tuple[str, float]:
         if not isinstance(body, dict):
             raise SourcePayloadError(SOURCE, url, "token answer is not a JSON object")
         if body.get("error") is not None:
             # Reddit answers some refusals 200 {"error": "invalid_grant"}; the error code is safe to show.
             error = body["error"] if isinstance(body["error"], (str, int)) else "error"
-            raise RedditRefused(SOURCE, url, f"Reddit refused the token request ({error})", status)
+            raise RedditRefused(SOURCE, url, f"Reddit refused the token request ({error})", 200)
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             raise SourcePayloadError(SOURCE, url, "token answer has no access_token")
