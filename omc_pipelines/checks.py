@@ -160,12 +160,16 @@ def catalyst_checks(asset, source: str) -> list[AssetChecksDefinition]:
     return [build(name, rule) for name, rule in EVENT_RULES.items()]
 
 
-def tvl_not_negative(asset, column) -> AssetChecksDefinition:
-    @asset_check(asset=asset, name="tvl_not_negative", blocking=True, description="No TVL below zero.")
-    def _check(ledger_db: LedgerDatabase) -> AssetCheckResult:
+def tvl_not_negative(asset, model) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name="tvl_not_negative", blocking=True,
+                 description="No TVL below zero among the rows the latest run wrote.")
+    def _check(context, ledger_db: LedgerDatabase) -> AssetCheckResult:
+        collected_at = written_by_latest_run(context, asset)
+        mine = model.collected_at == collected_at
         with ledger_db.engine().connect() as conn:
-            bad = conn.execute(sa.select(sa.func.count()).where(column < 0)).scalar_one()
-        return AssetCheckResult(passed=bad == 0, metadata={"negative": bad})
+            written = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+            bad = conn.execute(sa.select(sa.func.count()).where(mine, model.tvl_usd < 0)).scalar_one()
+        return AssetCheckResult(passed=bad == 0, metadata={"written": written, "negative": bad})
 
     return _check
 
@@ -221,8 +225,8 @@ ALL = [
     no_duplicate_keys(exchange.coinspot_hourly_candles, Candle.__table__, exchange.CANDLE_KEY),
     *catalyst_checks(catalyst.coinspot_announcements, catalyst.ANNOUNCEMENTS_SOURCE),
     *catalyst_checks(catalyst.sec_filings, catalyst.SEC_SOURCE),
-    tvl_not_negative(glass.defillama_chain_tvl, ChainTvl.tvl_usd),
-    tvl_not_negative(glass.defillama_protocols, ProtocolSnapshot.tvl_usd),
+    tvl_not_negative(glass.defillama_chain_tvl, ChainTvl),
+    tvl_not_negative(glass.defillama_protocols, ProtocolSnapshot),
     no_duplicate_keys(glass.defillama_chain_tvl, ChainTvl.__table__, ("chain", "day")),
     no_duplicate_keys(glass.defillama_protocols, ProtocolSnapshot.__table__, ("slug", "as_of")),
     no_duplicate_keys(glass.defillama_fees, ProtocolFees.__table__, ("slug", "data_type", "as_of")),

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, instance_for_test, materialize
 
 from omc_pipelines import checks
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
@@ -117,12 +117,21 @@ def test_throttling_is_ridden_out_and_a_negative_tvl_is_rejected_with_its_reason
     result = materialize(assets, resources=glass_resources, partition_key=day.isoformat())
     failed = result.asset_materializations_for_node("defillama_chain_tvl")[0].metadata["failed_chains"].value
     assert list(failed) == ["Tron"] and f"Tron on {day}: negative tvl=-5.0" in failed["Tron"]
-    # The blocking check still guards what another writer may store.
-    with engine.begin() as conn:
-        conn.execute(sa.insert(ChainTvl), [dict(chain="Tron", day=day, tvl_usd=-5.0, collected_at=datetime.now(timezone.utc))])
-    result = materialize(assets, resources=glass_resources, partition_key=day.isoformat(), raise_on_error=False)
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert not evaluations["tvl_not_negative"].passed and evaluations["tvl_not_negative"].metadata["negative"].value == 1
+    # The blocking check judges the rows its run wrote: a stored bad row of another run fails no
+    # later run, and a bad row among the run's own fails it.
+    with instance_for_test() as instance:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(ChainTvl), [dict(chain="Bitcoin", day=first - timedelta(days=30), tvl_usd=-5.0,
+                                                    collected_at=datetime.now(timezone.utc))])
+        result = materialize(assets, resources=glass_resources, partition_key=first.isoformat(), instance=instance)
+        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+        with engine.begin() as conn:  # one of the run's own rows gone bad (another writer, a bug)
+            conn.execute(sa.update(ChainTvl).where(ChainTvl.chain == "Ethereum", ChainTvl.day == first).values(tvl_usd=-1.0))
+        check = next(c for c in checks_of(glass.defillama_chain_tvl) if "tvl_not_negative" in str(c.check_keys))
+        judged = materialize([glass.defillama_chain_tvl, check], selection=AssetSelection.checks(check),
+                             resources=glass_resources, instance=instance, raise_on_error=False)
+        [evaluation] = judged.get_asset_check_evaluations()
+        assert not evaluation.passed and evaluation.metadata["negative"].value == 1
 
 
 # --- answers that would shrink a ledger: errors, never facts --------------------------------------

@@ -136,6 +136,7 @@ def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabas
     with engine.begin() as conn:
         upsert(conn, ChainTvl.__table__, rows, ("chain", "day"), update=("tvl_usd", "collected_at"))
     return MaterializeResult(metadata={
+        "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
         "days": (end - first).days, "rows": len(rows), "failed_chains": MetadataValue.json(failed),
         "rejected": MetadataValue.json(rejected),
         "preview": preview(sorted(rows, key=lambda r: (r["day"], r["chain"]), reverse=True)),
@@ -169,6 +170,7 @@ def defillama_protocols(context: AssetExecutionContext, ledger_db: LedgerDatabas
     # A configured slug may name a parent ("aave") whose versions ("aave-v3") were chosen.
     missing = sorted(set(defillama.protocols) - {name for p in chosen for name in (p.slug, p.parent) if name})
     return MaterializeResult(metadata={
+        "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
         "as_of": str(today), "protocols": len(rows), "not_found": MetadataValue.json(missing),
         "rejected": MetadataValue.json(rejected),
         "preview": preview([{k: r[k] for k in ("slug", "category", "tvl_usd", "change_1d")} for r in rows]),
