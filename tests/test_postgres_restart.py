@@ -1,16 +1,13 @@
 """PostgreSQL restarted while a run's transaction is open.
 
-The run is a real backfill of ``coinspot_hourly_candles`` on the session's scratch
-PostgreSQL ledger. So that the restart never races the run's commit, the test holds a lock
-on ``exchange_price_snapshots``: the run's one transaction deletes the range's candles and
-rebuilds them from the trades, then waits on that lock to read the snapshots. The test sees
-it waiting with writes of its own (``pg_stat_activity``: ``backend_xid`` set, waiting on a
-lock) and restarts the server as root, as CI does:
-``pg_ctlcluster --skip-systemctl-redirect <version> main restart -m fast``. It waits for the
-server to accept connections again and leaves it running.
-
-The restart ends every connection to the server, other sessions' too: the suite's own fixtures
-open a fresh connection where they need one after it (see ``conftest.postgres_database``).
+The run is a real backfill of ``coinspot_hourly_candles`` on a PostgreSQL ledger. The server
+is one this test starts for itself (``initdb`` and ``pg_ctl`` of the installed PostgreSQL, run
+as the ``postgres`` user, on a free port, in a temporary folder), so restarting it touches no
+other test and no other user of the machine's server. So that the restart never races the
+run's commit, the test holds a lock on ``exchange_price_snapshots``: the run's one transaction
+deletes the range's candles and rebuilds them from the trades, then waits on that lock to read
+the snapshots. The test sees it waiting with writes of its own (``pg_stat_activity``:
+``backend_xid`` set, waiting on a lock) and restarts the server (``pg_ctl restart -m fast``).
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -26,13 +24,13 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import POSTGRES_SERVER, postgres_admin
 from dagster import materialize
 
-from omc_pipelines.db import get_engine
+from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
 from omc_pipelines.ledgers.exchange import coinspot_hourly_candles
 from omc_pipelines.resources import LedgerDatabase
+from omc_pipelines.sandbox.stack import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration, pytest.mark.slow]
 
@@ -40,6 +38,7 @@ START = datetime(2026, 1, 5, tzinfo=timezone.utc)
 DAYS = 2  # one week-long chunk of build_candles, 48 hourly partitions
 TRADES = 20_000
 WAIT = 20.0  # seconds for each step: the run to reach the lock, the server to come back, the run to end
+POSTGRES_BIN = Path("/usr/lib/postgresql")
 
 LOAD_TRADES = """
 INSERT INTO exchange_trades (coin, market, side, amount, rate, total, sold_at, collected_at)
@@ -61,41 +60,68 @@ def cannot_restart(reason: str):
     """conftest's rule for a missing PostgreSQL: a skip with the reason here, a failure in CI."""
     if os.environ.get("CI"):
         pytest.fail(f"restarting PostgreSQL is required in CI: {reason}", pytrace=False)
-    pytest.skip(f"cannot restart PostgreSQL here ({reason})")
+    pytest.skip(f"cannot start a PostgreSQL server of this test's own here ({reason})")
 
 
-def cluster_version() -> str:
-    """The version of the local cluster to restart, from the server itself."""
-    host = sa.make_url(POSTGRES_SERVER).host
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        cannot_restart(f"the server at {host} is not on this machine")
-    if os.geteuid() != 0 or not shutil.which("pg_ctlcluster"):
-        cannot_restart("pg_ctlcluster must run as root")
-    with postgres_admin() as admin:
-        version = str(int(admin.execute("SHOW server_version_num").fetchone()[0]) // 10000)
-    if not Path(f"/etc/postgresql/{version}/main").is_dir():
-        cannot_restart(f"no cluster main of version {version} in /etc/postgresql")
-    return version
+class Server:
+    """A PostgreSQL server of this test's own: initdb, start, restart, stop."""
+
+    def __init__(self, folder: Path):
+        versions = sorted(POSTGRES_BIN.glob("*/bin/pg_ctl")) if POSTGRES_BIN.is_dir() else []
+        if not versions:
+            cannot_restart(f"no PostgreSQL binaries under {POSTGRES_BIN}")
+        if os.geteuid() != 0 or not shutil.which("runuser"):
+            cannot_restart("initdb and pg_ctl must run as the postgres user, which takes root here")
+        self.bin, self.data, self.port = versions[-1].parent, folder / "data", free_port()
+        # The server's output goes to a log file: a pipe held open by it would keep pg_ctl waiting.
+        self.log = folder / "log"
+        shutil.chown(folder, "postgres")
+        self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-p {self.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, tool: str, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / tool), *args], check=True,
+                       capture_output=True, timeout=60)
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                               autocommit=True, connect_timeout=5)
+
+    def restart(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-m", "fast", "-w", "restart")
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                with self.connect() as admin:
+                    admin.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
-def restart(version: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-                   check=True, capture_output=True, timeout=WAIT)
+@pytest.fixture
+def server():
+    # Not under pytest's tmp_path: its folders are root's alone, and the server runs as postgres.
+    folder = Path(tempfile.mkdtemp(prefix="omc-test-postgres-"))
+    try:
+        server = Server(folder)
+        yield server
+        get_engine(server.url).dispose()
+        server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_for_the_writer(server: Server, database: str) -> None:
     deadline = time.monotonic() + WAIT
-    while True:
-        try:
-            with postgres_admin() as admin:
-                admin.execute("SELECT 1")
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def wait_for_the_writer(database: str) -> None:
-    deadline = time.monotonic() + WAIT
-    with postgres_admin() as admin:
+    with server.connect() as admin:
         while time.monotonic() < deadline:
             if admin.execute(WAITING_WRITER, (database,)).fetchone():
                 return
@@ -127,9 +153,10 @@ def user_error(result):
     return error
 
 
-def test_a_restart_mid_run_fails_the_run_commits_nothing_and_the_next_run_converges(postgres_database):
-    version = cluster_version()
+def test_a_restart_mid_run_fails_the_run_commits_nothing_and_the_next_run_converges(server):
+    postgres_database = server.url
     engine = get_engine(postgres_database)
+    upgrade(engine)
     database = sa.make_url(postgres_database).database
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {Candle.__tablename__}, {Trade.__tablename__}, {PriceSnapshot.__tablename__}")
@@ -148,8 +175,8 @@ def test_a_restart_mid_run_fails_the_run_commits_nothing_and_the_next_run_conver
     try:
         lock.execute(f"LOCK TABLE {PriceSnapshot.__tablename__} IN ACCESS EXCLUSIVE MODE")
         run.start()
-        wait_for_the_writer(database)
-        restart(version)
+        wait_for_the_writer(server, database)
+        server.restart()
     finally:
         lock.close()  # released (or gone with the restart) whatever happened
     run.join(WAIT)
