@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from omc_pipelines.db.types import BigId, NameList, StringList, UtcDateTime
+from omc_trading.columns import Money
 # One naming convention for the ledgers' and the trading tables' constraints.
 from omc_trading.tables import NAMING
 
@@ -248,3 +250,132 @@ class CoinSentimentDaily(Base):
     share_negative: Mapped[float] = mapped_column(sa.Float)
     total_weight: Mapped[float] = mapped_column(sa.Float)
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ImportedCandle(Base):
+    """OHLCV history imported from a file (freqtrade's or ccxt's), marked with where it came from.
+
+    Kept apart from ``exchange_candles``: those are rebuilt from CoinSpot's trades hour by hour
+    and a backfill replaces its hours, which would erase an import sharing the table."""
+
+    __tablename__ = "exchange_imported_candles"
+    __table_args__ = (sa.UniqueConstraint("source", "coin", "market", "interval_seconds", "open_time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Who made the history, as the user named it on import, e.g. "freqtrade:binance".
+    source: Mapped[str] = mapped_column(sa.String(64))
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    market: Mapped[str] = mapped_column(sa.String(16))  # the quote currency, e.g. "aud", "usdt"
+    interval_seconds: Mapped[int] = mapped_column(sa.Integer)  # 60 for 1m candles, 3600 for 1h
+    open_time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    open: Mapped[float] = mapped_column(sa.Float)
+    high: Mapped[float] = mapped_column(sa.Float)
+    low: Mapped[float] = mapped_column(sa.Float)
+    close: Mapped[float] = mapped_column(sa.Float)
+    volume: Mapped[float] = mapped_column(sa.Float)
+    file_name: Mapped[str] = mapped_column(sa.String(256))  # the file's name, not its folder
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EventReturn(Base):
+    """One catalyst event's coin over one horizon from one anchor (detection or publication).
+
+    ``measurable`` is false, with ``reason``, when no price at the needed resolution covers
+    the horizon's start or end: never an interpolated guess."""
+
+    __tablename__ = "research_event_returns"
+    __table_args__ = (sa.UniqueConstraint("event_source", "event_external_id", "coin", "anchor", "horizon"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_source: Mapped[str] = mapped_column(sa.String(32))
+    event_external_id: Mapped[str] = mapped_column(sa.String(128))
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    anchor: Mapped[str] = mapped_column(sa.String(16))  # "detected" or "published"
+    anchor_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    horizon: Mapped[str] = mapped_column(sa.String(8))  # "5m", "1h", "4h", "24h"
+    horizon_seconds: Mapped[int] = mapped_column(sa.Integer)
+    measurable: Mapped[bool] = mapped_column(sa.Boolean)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    resolution: Mapped[str | None] = mapped_column(sa.String(8))  # "minute" or "hour"
+    price_source: Mapped[str | None] = mapped_column(sa.String(64))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the observations used
+    end_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    price_start: Mapped[float | None] = mapped_column(sa.Float)
+    price_end: Mapped[float | None] = mapped_column(sa.Float)
+    coin_return: Mapped[float | None] = mapped_column(sa.Float)  # a ratio: 0.05 is +5 %
+    market: Mapped[str | None] = mapped_column(sa.String(16))  # "btc" or "basket"
+    market_return: Mapped[float | None] = mapped_column(sa.Float)
+    abnormal_return: Mapped[float | None] = mapped_column(sa.Float)  # coin_return - market_return
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EventStudySummary(Base):
+    """The event study per event type, source, anchor, horizon and measure (raw or abnormal)."""
+
+    __tablename__ = "research_event_study"
+    __table_args__ = (sa.UniqueConstraint("event_type", "event_source", "anchor", "horizon", "measure"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(sa.String(32))
+    event_source: Mapped[str] = mapped_column(sa.String(32))
+    anchor: Mapped[str] = mapped_column(sa.String(16))
+    horizon: Mapped[str] = mapped_column(sa.String(8))
+    measure: Mapped[str] = mapped_column(sa.String(16))  # "return" or "abnormal"
+    count: Mapped[int] = mapped_column(sa.Integer)
+    mean: Mapped[float | None] = mapped_column(sa.Float)
+    median: Mapped[float | None] = mapped_column(sa.Float)
+    hit_rate: Mapped[float | None] = mapped_column(sa.Float)  # share above zero
+    ci_low: Mapped[float | None] = mapped_column(sa.Float)  # bootstrap interval of the mean
+    ci_high: Mapped[float | None] = mapped_column(sa.Float)
+    confidence: Mapped[float] = mapped_column(sa.Float)  # 0.95
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Backtest(Base):
+    """One backtest of one variant (its settings) or of its random-entry baseline."""
+
+    __tablename__ = "research_backtests"
+    __table_args__ = (sa.UniqueConstraint("variant", "kind"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    variant: Mapped[str] = mapped_column(sa.String(128))  # e.g. "aud=100 tp=20 sl=10 hold=24h"
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "strategy" or "baseline"
+    settings: Mapped[dict] = mapped_column(sa.JSON)  # every setting the replay used, as text
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    events: Mapped[int] = mapped_column(sa.Integer)
+    trades: Mapped[int] = mapped_column(sa.Integer)
+    start_aud: Mapped[Decimal] = mapped_column(Money)
+    end_aud: Mapped[Decimal] = mapped_column(Money)
+    pnl_aud: Mapped[Decimal] = mapped_column(Money)
+    fees_aud: Mapped[Decimal] = mapped_column(Money)
+    total_return_pct: Mapped[Decimal] = mapped_column(Money)
+    hit_rate: Mapped[float | None] = mapped_column(sa.Float)
+    max_drawdown_pct: Mapped[Decimal] = mapped_column(Money)
+    exposure_pct: Mapped[float] = mapped_column(sa.Float)  # share of the period with a position open
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BacktestTrade(Base):
+    """One round trip of a backtest: entry, exit, and what it made after fees."""
+
+    __tablename__ = "research_backtest_trades"
+    __table_args__ = (sa.UniqueConstraint("variant", "kind", "coin", "entry_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    variant: Mapped[str] = mapped_column(sa.String(128))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    coin: Mapped[str] = mapped_column(sa.String(32))
+    event_source: Mapped[str | None] = mapped_column(sa.String(32))
+    event_external_id: Mapped[str | None] = mapped_column(sa.String(128))
+    entry_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    entry_rate: Mapped[Decimal] = mapped_column(Money)
+    coin_amount: Mapped[Decimal] = mapped_column(Money)
+    aud_in: Mapped[Decimal] = mapped_column(Money)  # paid, fee included
+    exit_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # None: still open at the end
+    exit_rate: Mapped[Decimal | None] = mapped_column(Money)
+    aud_out: Mapped[Decimal | None] = mapped_column(Money)  # received, fee deducted
+    fees_aud: Mapped[Decimal] = mapped_column(Money)
+    pnl_aud: Mapped[Decimal | None] = mapped_column(Money)
+    exit_reason: Mapped[str | None] = mapped_column(sa.Text)
