@@ -117,6 +117,25 @@ def recent_catalysts(conn: sa.Connection, since: datetime, mode: str) -> tuple[l
                                            signals.c.event_external_id == CatalystEvent.external_id)
     rows = conn.execute(sa.select(CatalystEvent).where(CatalystEvent.collected_at >= since, ~judged.exists())
                         .order_by(CatalystEvent.published_at, CatalystEvent.id)).all()
+    return as_catalysts(rows)
+
+
+def stored_catalysts(conn: sa.Connection, start: datetime | None = None,
+                     end: datetime | None = None) -> tuple[list[Catalyst], list[str]]:
+    """Every catalyst event detected in [start, end] (all when not given), in the order they were
+    detected, as the strategy reads them; and why each left out fails the Catalyst ledger's rules.
+    The research replays these: the same events, judged by the same rules, as trading reads."""
+    query = sa.select(CatalystEvent).order_by(CatalystEvent.detected_at, CatalystEvent.id)
+    if start is not None:
+        query = query.where(CatalystEvent.detected_at >= start)
+    if end is not None:
+        query = query.where(CatalystEvent.detected_at <= end)
+    return as_catalysts(conn.execute(query).all())
+
+
+def as_catalysts(rows) -> tuple[list[Catalyst], list[str]]:
+    """``catalyst_events`` rows as the strategy reads them, leaving out (with the reason) each
+    that fails the Catalyst ledger's rules."""
     events, rejected = [], []
     for row in rows:
         problems = event_problems(row)

@@ -73,6 +73,12 @@ def _coins(currencies: Sequence[str]) -> list[str]:
     return seen
 
 
+def event_coins(event: Catalyst) -> list[str]:
+    """The coins an event is about, as the strategy trades them: bitcoin for Strategy's bitcoin
+    purchase, else the event's currencies."""
+    return ["btc"] if event.event_type == BITCOIN_PURCHASE else _coins(event.currencies)
+
+
 def event_signals(
     event: Catalyst, config: TradingConfig, mode: Mode, now: datetime, held: Mapping[str, Holding]
 ) -> list[Signal]:
