@@ -3,6 +3,7 @@
     omc demo            the sandbox, the Exchange and Catalyst ledgers into the embedded database, a summary
     omc db upgrade      bring OMC_DATABASE_URL's schema to the code's
     omc sandbox         serve every source offline (prints the environment to use it)
+    omc history import  OHLCV history from freqtrade or ccxt files into the Exchange ledger
 """
 
 from __future__ import annotations
@@ -232,6 +233,31 @@ def trading(args: argparse.Namespace) -> int:
     return 0
 
 
+def history_import(args: argparse.Namespace) -> int:
+    """OHLCV files into exchange_imported_candles: a line per file; 1 when a file was refused.
+    Bad input (no files, a wrong timeframe, an unmigrated database) is one line on stderr."""
+    import sqlalchemy as sa
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import DatabaseNotMigrated, ready_engine
+    from omc_pipelines.ledgers.exchange_history import import_ohlcv
+
+    try:
+        config = settings.load()
+        paths = args.paths or [config.history_folder]
+        engine = ready_engine(config.ledger_database_url, auto_migrate=not config.database_url_from_env)
+        report = import_ohlcv(engine, paths, args.source, coin=args.coin, market=args.market,
+                              timeframe=args.timeframe, log=lambda line: print(line, flush=True))
+    except (ValueError, DatabaseNotMigrated) as exc:  # HistoryImportError and SettingsError are ValueErrors
+        print(f"omc history import: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as exc:
+        print(f"omc history import: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 1 if report.refused else 0
+
+
 def sandbox(args: argparse.Namespace) -> int:
     from omc_pipelines.sandbox import Sandbox
 
@@ -269,6 +295,17 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=trading)
     p = kill.add_parser("status", help="the kill switch, the mode and why, open positions, unsettled orders")
     p.set_defaults(func=trading)
+    p = commands.add_parser("history", help="price history from files")
+    files = p.add_subparsers(dest="history_command", required=True)
+    p = files.add_parser("import", help="import freqtrade or ccxt OHLCV files (JSON, CSV, gzipped too) into the "
+                         "Exchange ledger's exchange_imported_candles")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files or folders (every supported file in a folder); none: OMC_HISTORY_DIR")
+    p.add_argument("--source", required=True, help="who made the history, e.g. freqtrade:binance (part of the key)")
+    p.add_argument("--coin", help="the coin, instead of what the file names say (BTC_AUD-1h.json: btc)")
+    p.add_argument("--market", help="the quote currency, instead of the names' (BTC_AUD-1h.json: aud)")
+    p.add_argument("--timeframe", help="the timeframe, instead of the names' (1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d)")
+    p.set_defaults(func=history_import)
     p = commands.add_parser("sandbox", help="serve every source offline")
     p.add_argument("--port", type=int, default=8765)
     p.set_defaults(func=sandbox)

@@ -8,10 +8,10 @@ import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, exchange, glass, human, trading
+from omc_pipelines.ledgers import catalyst, exchange, exchange_history, glass, human, trading
 from omc_pipelines.resources import (
-    AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
-    RedditResource, SecResource, TradingResource,
+    AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, HistoryFilesResource,
+    LedgerDatabase, NewsFeedsResource, RedditResource, SecResource, TradingResource,
 )
 from omc_pipelines.trading_bridge import TRADING_RULES
 
@@ -27,6 +27,7 @@ def build_resources(config: settings.Settings) -> dict:
             url=secret("database_url") or config.ledger_database_url,
             auto_migrate=not config.database_url_from_env,
         ),
+        "history_files": HistoryFilesResource(folder=str(config.history_folder)),
         "coinspot": CoinSpotResource(
             base_url=config.coinspot_url,
             watchlist=list(config.coinspot_watchlist),
@@ -107,6 +108,7 @@ def _as_setting(value) -> str:
 
 ASSETS = [
     exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
+    exchange_history.exchange_imported_candles,
     catalyst.coinspot_announcements, catalyst.sec_filings,
     *glass.ASSETS,
     *human.ASSETS,

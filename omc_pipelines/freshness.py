@@ -4,7 +4,8 @@ A check that runs right after the write it measures cannot see a schedule that s
 These are Dagster's freshness policies: the daemon's freshness loop evaluates them between
 runs, so a ledger that stops moving turns red on its own. The catalyst assets have none on
 purpose: they move when the world publishes, and days without a filing are normal; their
-sensors' ticks turn red when a source fails.
+sensors' ticks turn red when a source fails. Nor has ``exchange_imported_candles``: it is
+history imported from files when a person runs it, on no schedule, so its age says nothing.
 """
 
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ def policies(freshness_minutes: int) -> dict[AssetKey, FreshnessPolicy]:
     daily = FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=timedelta(hours=3))
     # The human sources run every 15 minutes.
     quarter_hourly = FreshnessPolicy.time_window(fail_window=timedelta(hours=1), warn_window=timedelta(minutes=30))
+    # No policy for the catalysts (they move when the world publishes) nor for exchange_imported_candles
+    # (files imported when a person runs it: no schedule, so its age means nothing).
     return {
         exchange.coinspot_price_snapshots.key: minutely,
         exchange.coinspot_trades.key: minutely,

@@ -39,6 +39,12 @@ class LedgerDatabase(ConfigurableResource):
         return ready_engine(self.url, self.auto_migrate)
 
 
+class HistoryFilesResource(ConfigurableResource):
+    """Where OHLCV history files wait to be imported (``OMC_HISTORY_DIR``) when a run names none."""
+
+    folder: str
+
+
 class CoinSpotResource(ConfigurableResource):
     """CoinSpot's public API (``OMC_COINSPOT_URL``) and the coins we watch."""
 

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore", env_ignore_empty=True)
 
     home: Path = Path(".omc")
+    # None: the folder `history` under `home` (see `history_folder`).
+    history_dir: Path | None = None
     # None: the embedded SQLite file under `home` (see `database_url_or_default`).
     database_url: SecretStr | None = None
 
@@ -224,6 +226,11 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return default_database_url(self.home)
+
+    @property
+    def history_folder(self) -> Path:
+        """Where OHLCV files wait for an import that names none: ``OMC_HISTORY_DIR``, else ``home``/history."""
+        return (self.history_dir or self.home / "history").resolve()
 
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)
