@@ -4,7 +4,9 @@ A check that runs right after the write it measures cannot see a schedule that s
 These are Dagster's freshness policies: the daemon's freshness loop evaluates them between
 runs, so a ledger that stops moving turns red on its own. The catalyst assets have none on
 purpose: they move when the world publishes, and days without a filing are normal; their
-sensors' ticks turn red when a source fails.
+sensors' ticks turn red when a source fails. The research assets (``research_event_study``)
+have none either: they are derived studies a person launches when they want one, never
+scheduled, so their age says nothing about the ledgers' health.
 """
 
 from collections.abc import Sequence

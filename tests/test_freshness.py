@@ -36,7 +36,7 @@ def test_prices_turn_red_when_the_minutely_schedule_stops(resources):
         assert freshness(instance, node, written + timedelta(minutes=11)) == FreshnessState.FAIL
 
 
-def test_every_ledger_asset_but_the_catalysts_has_a_policy():
+def test_every_ledger_asset_but_the_catalysts_and_research_has_a_policy():
     graph = build_defs(settings.load({})).resolve_asset_graph()
     without = sorted(node.key.to_user_string() for node in graph.asset_nodes if node.freshness_policy is None)
-    assert without == ["coinspot_announcements", "sec_filings"]
+    assert without == ["coinspot_announcements", "research_event_study", "sec_filings"]
