@@ -183,7 +183,11 @@ def load_many(conn: sa.Connection, coins: Iterable[str], start: datetime, end: d
         for key in sorted(found_keys):
             query = sa.select(_raw(c[at], "at"), *(c[v] for v in values)).where(
                 *(c[k] == value for k, value in zip(keys, key)), c[at].between(start, end), *where)
-            rows = conn.execute(query).cursor.fetchall()
+            result = conn.execute(query)
+            try:
+                rows = result.cursor.fetchall()
+            finally:
+                result.close()
             if not rows:
                 continue
             part = pd.DataFrame({"at": _times(pd.Series([r[0] for r in rows], dtype=object)).array,
