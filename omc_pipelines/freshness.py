@@ -4,8 +4,9 @@ A check that runs right after the write it measures cannot see a schedule that s
 These are Dagster's freshness policies: the daemon's freshness loop evaluates them between
 runs, so a ledger that stops moving turns red on its own. The catalyst assets have none on
 purpose: they move when the world publishes, and days without a filing are normal; their
-sensors' ticks turn red when a source fails. Nor has ``exchange_imported_candles``: it is
-history imported from files when a person runs it, on no schedule, so its age says nothing.
+sensors' ticks turn red when a source fails. Nor have the assets a person runs when they want
+them, on no schedule, whose age therefore says nothing: ``exchange_imported_candles`` (history
+imported from files) and the research assets (derived studies).
 """
 
 from collections.abc import Sequence

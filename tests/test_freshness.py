@@ -36,8 +36,8 @@ def test_prices_turn_red_when_the_minutely_schedule_stops(resources):
         assert freshness(instance, node, written + timedelta(minutes=11)) == FreshnessState.FAIL
 
 
-def test_every_ledger_asset_but_the_catalysts_and_the_imported_history_has_a_policy():
+def test_every_ledger_asset_but_the_catalysts_the_imported_history_and_research_has_a_policy():
     graph = build_defs(settings.load({})).resolve_asset_graph()
     without = sorted(node.key.to_user_string() for node in graph.asset_nodes if node.freshness_policy is None)
-    # The imported history runs by hand, on no schedule: its age says nothing.
-    assert without == ["coinspot_announcements", "exchange_imported_candles", "sec_filings"]
+    # The imported history and the research run by hand, on no schedule: their age says nothing.
+    assert without == ["coinspot_announcements", "exchange_imported_candles", "research_event_study", "sec_filings"]
