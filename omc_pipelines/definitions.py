@@ -9,6 +9,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
 from omc_pipelines.ledgers import catalyst, exchange, glass, human, trading
+from omc_pipelines.research import backtest
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
     RedditResource, SecResource, TradingResource,
@@ -111,6 +112,7 @@ ASSETS = [
     *glass.ASSETS,
     *human.ASSETS,
     *trading.ASSETS,
+    backtest.research_backtest,
 ]
 
 

@@ -4,7 +4,8 @@ A check that runs right after the write it measures cannot see a schedule that s
 These are Dagster's freshness policies: the daemon's freshness loop evaluates them between
 runs, so a ledger that stops moving turns red on its own. The catalyst assets have none on
 purpose: they move when the world publishes, and days without a filing are normal; their
-sensors' ticks turn red when a source fails.
+sensors' ticks turn red when a source fails. Nor have the research assets (the backtest): they
+run when a person asks, not on a schedule.
 """
 
 from collections.abc import Sequence

@@ -84,7 +84,7 @@ def test_configured_start_dates_and_intervals_reach_the_definitions():
 
 def test_every_asset_is_in_a_known_group():
     groups = {spec["group"] for spec in asset_specs().values()}
-    assert groups <= {"exchange", "glass", "human", "catalyst", "trading"}
+    assert groups <= {"exchange", "glass", "human", "catalyst", "trading", "research"}
 
 
 def tick_of(schedule, instance, when: datetime):

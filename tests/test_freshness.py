@@ -38,5 +38,8 @@ def test_prices_turn_red_when_the_minutely_schedule_stops(resources):
 
 def test_every_ledger_asset_but_the_catalysts_has_a_policy():
     graph = build_defs(settings.load({})).resolve_asset_graph()
-    without = sorted(node.key.to_user_string() for node in graph.asset_nodes if node.freshness_policy is None)
+    without = sorted(node.key.to_user_string() for node in graph.asset_nodes
+                     if node.freshness_policy is None and node.group_name != "research")
     assert without == ["coinspot_announcements", "sec_filings"]
+    # Research runs when a person asks: never stale.
+    assert all(node.freshness_policy is None for node in graph.asset_nodes if node.group_name == "research")
