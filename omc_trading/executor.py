@@ -106,10 +106,13 @@ def record(engine: sa.Engine, config: TradingConfig, mode: Mode, now: datetime, 
     with engine.begin() as conn:
         lock_book(conn, now)
         book = read_book(conn, mode, config, now, prices, aud_balance)
+        stale = False  # an order was recorded since the book was read
         for signal in make_signals(book):
             if conn.execute(sa.select(signals.c.id).where(signals.c.signal_key == signal.key)).first():
                 results.append(_recorded(signal, "already recorded", "this signal was recorded before: nothing new"))
                 continue
+            if stale:  # the next signal sees the orders recorded before it
+                book, stale = read_book(conn, mode, config, now, prices, aud_balance), False
             decision = decide(signal, book, config)
             # What the order asks for: the gate may trim a sell to what is not already being sold.
             aud_amount = signal.aud_amount if decision.aud_amount is None else decision.aud_amount
@@ -127,7 +130,7 @@ def record(engine: sa.Engine, config: TradingConfig, mode: Mode, now: datetime, 
                     state="intent", aud_total=aud_amount, coin_amount=coin_amount,
                     event_source=signal.event_source, event_external_id=signal.event_external_id, requested_at=now,
                 )).inserted_primary_key[0]
-                book = read_book(conn, mode, config, now, prices, aud_balance)  # the next signal sees this order
+                stale = True
             results.append(_recorded(signal, decision.decision, decision.reason, aud_amount, coin_amount, order_id))
     return results
 

@@ -40,4 +40,5 @@ def test_every_ledger_asset_but_the_catalysts_the_imported_history_and_research_
     graph = build_defs(settings.load({})).resolve_asset_graph()
     without = sorted(node.key.to_user_string() for node in graph.asset_nodes if node.freshness_policy is None)
     # The imported history and the research run by hand, on no schedule: their age says nothing.
-    assert without == ["coinspot_announcements", "exchange_imported_candles", "research_event_study", "sec_filings"]
+    assert without == ["coinspot_announcements", "exchange_imported_candles", "research_backtest",
+                       "research_event_study", "sec_filings"]
