@@ -10,9 +10,11 @@ fee) and the FIFO lots are the ones live trading uses.
   clock is set there, ``record_signals`` and ``send_pending`` run, and the paper broker fills at
   the history's quote for that moment (:meth:`PriceHistory.quote_at`: the first observation at
   or after it). ``max_event_age`` is judged as live (from publication to that moment).
-- **Quote age.** A quote stands for the price at the clock; its age is how far from the clock it
-  was observed. An observation further than ``max_quote_age`` from the moment misses its fill
-  (and fails to judge a gain or a loss) exactly as an old quote does live.
+- **Quote age.** The price an order fills at is the first observation at or after its moment,
+  within the history's tolerance (a few minutes on minute data; the next candle's open on
+  hourly data): what the order would have got, observed no earlier than it was sent. The quote
+  is as fresh as the moment for the paper broker; its source names when it was observed. No
+  observation within the tolerance is no quote: the fill is missed, as live without a price.
 - **Exits** are the trader's own (``record_exits``: take-profit, stop-loss, max holding). They are
   checked at the moments the history has a price for a held coin: a vectorised scan of the coin's
   bids finds the next moment an exit may fire (a loose threshold, or the holding deadline), and
@@ -218,9 +220,8 @@ class ArrayHistory:
 
 
 class _QuotesAtClock:
-    """The paper broker's quote source: the history's quote for the simulated clock. Its ``at`` is
-    the clock less the distance to the observation, so an observation far from the moment is an
-    old quote to the broker and to the strategy."""
+    """The paper broker's quote source: the history's quote for the simulated clock, the first
+    observation at or after it, given as a quote of that moment."""
 
     def __init__(self, history: PriceHistory, clock: _Clock):
         self.history, self.clock = history, clock
@@ -230,8 +231,8 @@ class _QuotesAtClock:
         found = self.history.quote_at(coin, now)
         if found is None:
             return None
-        gap = abs(found.at - now)
-        return dataclasses.replace(found, at=now - gap,
+        # The first price at or after the moment is the one an order placed then gets.
+        return dataclasses.replace(found, at=now,
                                    source=f"{found.source} observed {found.at:%Y-%m-%d %H:%M:%S}"[:128])
 
 

@@ -120,15 +120,19 @@ def test_the_risk_gate_applies_and_events_replay_in_detection_order():
     assert refusal.reason.startswith("open positions: 1 open (abc), max_open_positions 1")
 
 
-def test_an_observation_too_far_from_the_moment_misses_its_fill():
-    # Hourly-like data: the first price after 10:00:06 is at 10:05, 4 min 54 s away: older than
-    # max_quote_age (2 min) to the paper broker, exactly as a stale quote is live.
+def test_an_order_fills_at_the_first_price_after_its_moment_within_the_tolerance():
+    # Hourly-like data: the first price after 10:00:06 is at 10:05. Within the hour's tolerance,
+    # the buy fills there (ask 1.01), the price it would have got; its source says when.
     h = history({"abc": [(at(5), "0.99", "1.01"), (at(65), "1.30", "1.32")]}, tolerance=timedelta(hours=1))
+    result = replay([listing("abc", T0)], h, CONFIG, LATENCY, "10000")
+    [trade] = result.trades
+    assert (trade.entry_at, trade.entry_rate) == (T0 + LATENCY, Decimal("1.01"))
+    # Beyond the tolerance there is no price: the fill is missed, the wallet untouched.
+    h = history({"abc": [(at(5), "0.99", "1.01")]}, tolerance=timedelta(minutes=2))
     result = replay([listing("abc", T0)], h, CONFIG, LATENCY, "10000")
     assert result.trades == []
     [refusal] = result.refusals
-    assert refusal.stage == "missed fill" and refusal.action == "buy"
-    assert "4 min 54 s old" in refusal.reason and "older than max_quote_age" in refusal.reason
+    assert refusal.stage == "missed fill" and refusal.action == "buy" and "no ask for abc" in refusal.reason
     assert result.end_aud == Decimal("10000")
 
 
