@@ -8,8 +8,7 @@ import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
 from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, event_study, exchange, exchange_history, glass, human, trading
-from omc_pipelines.research import backtest
+from omc_pipelines.ledgers import catalyst, exchange, exchange_history, glass, human, research, trading
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, HistoryFilesResource,
     LedgerDatabase, NewsFeedsResource, RedditResource, SecResource, TradingResource,
@@ -114,8 +113,7 @@ ASSETS = [
     *glass.ASSETS,
     *human.ASSETS,
     *trading.ASSETS,
-    event_study.research_event_study,
-    backtest.research_backtest,
+    *research.ASSETS,
 ]
 
 

@@ -11,6 +11,7 @@ from dagster import materialize
 
 from omc_pipelines.db import get_engine
 from omc_pipelines.db.models import Backtest, BacktestTrade, CatalystEvent, PriceSnapshot, Trade
+from omc_pipelines.ledgers import research as research_assets
 from omc_pipelines.research import backtest as research
 from omc_pipelines.research.prices import PriceBook
 from omc_pipelines.resources import LedgerDatabase, TradingResource
@@ -264,7 +265,7 @@ def test_the_asset_stores_each_variant_and_replaces_them_on_a_rerun(database_url
     engine = get_engine(database_url)
     add_ledger(engine)
     sweep = run_config(take_profit_pct=[10, 20], max_holding_hours=[2], baseline_seed=3)
-    result = materialize([research.research_backtest], resources=resources(database_url), run_config=sweep)
+    result = materialize([research_assets.research_backtest], resources=resources(database_url), run_config=sweep)
     assert result.success
     metadata = result.asset_materializations_for_node("research_backtest")[0].metadata
     assert metadata["dagster/row_count"].value == 4 and metadata["dagster/table_name"].value == "research_backtests"
@@ -291,7 +292,7 @@ def test_the_asset_stores_each_variant_and_replaces_them_on_a_rerun(database_url
         conn.execute(sa.insert(orders).values(
             idempotency_key="k", mode="paper", coin="abc", side="buy", state="filled", aud_total=Decimal("100"),
             event_source="coinspot_announcements", event_external_id="a-abc", requested_at=at(0) + timedelta(seconds=9)))
-    again = materialize([research.research_backtest], resources=resources(database_url), run_config=sweep)
+    again = materialize([research_assets.research_backtest], resources=resources(database_url), run_config=sweep)
     assert again.asset_materializations_for_node("research_backtest")[0].metadata["latency"].value == "9.00 s"
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Backtest)).scalar_one() == 4
@@ -302,7 +303,7 @@ def test_the_asset_stores_each_variant_and_replaces_them_on_a_rerun(database_url
 
 
 def test_the_asset_succeeds_with_nothing_to_replay(database_url):
-    result = materialize([research.research_backtest], resources=resources(database_url))
+    result = materialize([research_assets.research_backtest], resources=resources(database_url))
     assert result.success
     metadata = result.asset_materializations_for_node("research_backtest")[0].metadata
     assert metadata["note"].value == "no catalyst events stored"

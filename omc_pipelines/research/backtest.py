@@ -1,4 +1,4 @@
-"""The backtest asset: the stored catalyst events replayed through the trading core at the
+"""The backtest: the stored catalyst events replayed through the trading core at the
 Exchange ledger's prices, for each variant of the settings, against a random-entry baseline.
 
 The replay itself is ``omc_trading.backtest`` (the live strategy, risk gate and paper broker on a
@@ -23,27 +23,22 @@ import itertools
 import multiprocessing
 import os
 import statistics
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db.models import Backtest, BacktestTrade, CatalystEvent
-from omc_pipelines.ledgers import catalyst, exchange
 from omc_pipelines.research.prices import PriceBook, Series
-from omc_pipelines.resources import LedgerDatabase, TradingResource
 from omc_pipelines.trading_bridge import stored_catalysts
 from omc_trading.backtest import ArrayHistory, BacktestResult, Track, baseline, buys, period, replay
 from omc_trading.config import TradingConfig
 from omc_trading.strategy import Catalyst, event_coins
 from omc_trading.tables import orders
 
-GROUP = "research"
 DEFAULT_LATENCY = timedelta(seconds=6)
 DEFAULT_SPREAD_PCT = Decimal("1")
 SNAPSHOTS = "exchange_price_snapshots"
@@ -127,24 +122,6 @@ def variant_name(config: TradingConfig) -> str:
             f"hold={hold}")
 
 
-class BacktestRunConfig(Config):
-    """The sweep: each list left empty takes the configured trading setting (OMC_TRADE_AUD,
-    OMC_TAKE_PROFIT_PCT, ...); the variants are every combination of the lists."""
-
-    trade_aud: list[float] = []
-    take_profit_pct: list[float] = []
-    stop_loss_pct: list[float] = []
-    max_holding_hours: list[float] = []
-    # Unset: the measured latency of the orders placed for events, else 6 s.
-    latency_seconds: float | None = None
-    # Unset: each coin's median snapshot spread, else 1 %.
-    spread_pct: float | None = None
-    baseline_seed: int = 1
-    # ISO dates or times (UTC); unset: every stored event.
-    start: str | None = None
-    end: str | None = None
-
-
 def variants(base: TradingConfig, trade_aud=(), take_profit_pct=(), stop_loss_pct=(),
              max_holding_hours=()) -> list[TradingConfig]:
     """The cartesian product of the lists; an empty list is the base's setting."""
@@ -157,18 +134,6 @@ def variants(base: TradingConfig, trade_aud=(), take_profit_pct=(), stop_loss_pc
         config = dataclasses.replace(base, trade_aud=amount, take_profit_pct=tp, stop_loss_pct=sl, max_holding=hours)
         found.setdefault(variant_name(config), config)
     return list(found.values())
-
-
-def _moment(text: str | None, end_of_day: bool = False) -> datetime | None:
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        at = datetime.fromisoformat(text)
-        return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
-    at = datetime.combine(day, time(0), tzinfo=timezone.utc)
-    return at + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else at
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -297,115 +262,3 @@ def store(engine: sa.Engine, run: BacktestRun, now: datetime) -> tuple[int, int]
         if trades:
             conn.execute(sa.insert(BacktestTrade.__table__), trades)
     return len(summaries), len(trades)
-
-
-# --- metadata ----------------------------------------------------------------------------------
-
-
-def _pct(value, places: int = 2) -> str:
-    return "-" if value is None else f"{float(value):.{places}f} %"
-
-
-def comparison_table(run: BacktestRun) -> str:
-    lines = ["| variant | kind | trades | open at end | total return | P&L / trade (AUD) | hit rate | max drawdown "
-             "| exposure | fees (AUD) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for v in run.variants:
-        for r in (v.strategy, v.baseline):
-            m = r.metrics()
-            per_trade = "-" if m["pnl_per_trade"] is None else f"{m['pnl_per_trade']:.2f}"
-            hit = "-" if m["hit_rate"] is None else f"{m['hit_rate'] * 100:.1f} %"
-            lines.append(f"| {v.name} | {r.kind} | {m['trades']} | {m['open_at_end']} | {_pct(m['total_return_pct'])} "
-                         f"| {per_trade} | {hit} | {_pct(m['max_drawdown_pct'])} | {m['exposure'] * 100:.1f} % "
-                         f"| {m['fees_aud']:.2f} |")
-    return "\n".join(lines)
-
-
-def equity_chart(run: BacktestRun) -> str:
-    from omc_pipelines.research.charts import figure, png_markdown
-
-    fig, ax = figure(9, 4)
-    colours = iter(itertools.cycle(["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]))
-    for v in run.variants:
-        colour = next(colours)
-        for r, style in ((v.strategy, "-"), (v.baseline, "--")):
-            if r.equity:
-                ax.step([p.at for p in r.equity], [float(p.equity_aud) for p in r.equity], style, where="post",
-                        color=colour, linewidth=1.2, label=f"{v.name} {r.kind}")
-    ax.set_ylabel("equity (AUD)")
-    ax.set_title("Equity: strategy (solid) vs random-entry baseline (dashed)")
-    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
-    if ax.lines:
-        ax.legend(fontsize="small")
-    fig.autofmt_xdate()
-    return png_markdown(fig, "equity curves, strategy vs baseline")
-
-
-def refusal_summary(run: BacktestRun) -> str:
-    counts = Counter()
-    examples = {}
-    for v in run.variants:
-        for r in (v.strategy, v.baseline):
-            for refusal in r.refusals:
-                what = refusal.reason.split(":")[0] if refusal.stage == "risk gate" else refusal.stage
-                key = (r.kind, refusal.stage, refusal.action, what)
-                counts[key] += 1
-                examples.setdefault(key, refusal.reason)
-    if not counts:
-        return "_none_"
-    lines = ["| kind | stage | side | what | count (all variants) | an example |", "|---|---|---|---|---:|---|"]
-    for (kind, stage, action, what), count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        example = examples[(kind, stage, action, what)].replace("|", "/")
-        lines.append(f"| {kind} | {stage} | {action} | {what} | {count} | {example[:200]} |")
-    return "\n".join(lines)
-
-
-def spread_table(run: BacktestRun) -> str:
-    if not run.coins:
-        return "_no coins_"
-    lines = ["| coin | market | spread | from | series |", "|---|---|---:|---|---|"]
-    for c in run.coins:
-        lines.append(f"| {c.coin} | {c.market or '-'} | {float(c.spread_pct):.3f} % | {c.spread_from} "
-                     f"| {', '.join(c.sources) or 'no prices'} |")
-    return "\n".join(lines)
-
-
-@asset(
-    group_name=GROUP, kinds={"sql"},
-    deps=[catalyst.coinspot_announcements, catalyst.sec_filings, exchange.coinspot_price_snapshots,
-          exchange.coinspot_trades, exchange.coinspot_hourly_candles, "exchange_imported_candles"],
-    description="The stored catalyst events replayed through the trading core (the live strategy, risk gate and "
-    "paper broker, on a simulated clock) at the Exchange ledger's prices, entering at detection + latency, for "
-    "each variant of the run config's sweep, against a baseline of the same coins bought at random moments. "
-    "Stores research_backtests and research_backtest_trades.",
-)
-def research_backtest(context: AssetExecutionContext, config: BacktestRunConfig, ledger_db: LedgerDatabase,
-                      trading: TradingResource) -> MaterializeResult:
-    engine = ledger_db.engine()
-    run = run_backtest(
-        engine, trading.config(), trade_aud=config.trade_aud, take_profit_pct=config.take_profit_pct,
-        stop_loss_pct=config.stop_loss_pct, max_holding_hours=config.max_holding_hours,
-        latency_seconds=config.latency_seconds, spread_pct=config.spread_pct, seed=config.baseline_seed,
-        start=_moment(config.start), end=_moment(config.end, end_of_day=True),
-    )
-    if run.note:
-        context.log.warning(f"nothing to trade: {run.note}")
-    for reason in run.left_out:
-        context.log.warning(reason)
-    rows, trade_rows = store(engine, run, datetime.now(timezone.utc))
-    return MaterializeResult(metadata={
-        "comparison": MetadataValue.md(comparison_table(run)),
-        "equity_curves": MetadataValue.md(equity_chart(run)),
-        "refusals": MetadataValue.md(refusal_summary(run)),
-        "latency": f"{run.latency.total_seconds():.2f} s",
-        "latency_from": run.latency_from,
-        "spreads": MetadataValue.md(spread_table(run)),
-        "period": (f"{run.start:%Y-%m-%d %H:%M} to {run.end:%Y-%m-%d %H:%M} UTC"
-                   if run.start and run.end else "none"),
-        "events": len(run.events),
-        "events_not_traded": MetadataValue.json(run.left_out),
-        "note": run.note or "",
-        "variants": MetadataValue.json([v.name for v in run.variants]),
-        "trade_rows": trade_rows,
-        "dagster/row_count": rows,
-        "dagster/table_name": Backtest.__tablename__,
-    })
