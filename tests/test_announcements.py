@@ -307,7 +307,8 @@ def test_parse_article_page_takes_the_earliest_time_and_the_body():
     assert page.title == "New Coin Listing: Foo (FOO)"
     assert page.created_at == datetime(2025, 6, 11, 23, 5, 12, tzinfo=timezone.utc)
     assert page.updated_at == datetime(2025, 6, 11, 23, 20, tzinfo=timezone.utc)
-    assert page.body_html == '<p>Foo &amp; <b>bar</b></p><div class="note"><p>inner</p></div><img src="/a.png"><br/>'
+    # As the HTML5 parser serialises it: the source's "<br/>" comes back as "<br>", the same element.
+    assert page.body_html == '<p>Foo &amp; <b>bar</b></p><div class="note"><p>inner</p></div><img src="/a.png"><br>'
 
 
 def test_parse_article_page_without_time_or_with_a_bad_one():

@@ -6,11 +6,11 @@ The paths, tried in this order by :class:`CoinSpotAnnouncements`:
    sorted by ``created_at`` descending, paged with ``page``/``next_page`` (offset, the
    default) or ``page[size]``/``meta.has_more``/``links.next`` (cursor), and only as far
    as ``since`` and ``limit`` need. Drafts are skipped.
-2. ``html``: the category page ``/hc/{locale}/categories/{id}`` read with the standard
-   library's ``html.parser`` (no new dependency: the markup needed is three selectors),
-   ``li.article-list-item a.article-list-link``, plus the first page of every section its
-   "See all" links lead to, then each needed article page (``/hc/{locale}/articles/{id}``)
-   for the time and the body. When the API is refused (anonymous access off, a firewall).
+2. ``html``: the category page ``/hc/{locale}/categories/{id}`` read with CSS selectors
+   over an HTML5 parser (selectolax), ``li.article-list-item a.article-list-link``, plus
+   the first page of every section its "See all" links lead to, then each needed article
+   page (``/hc/{locale}/articles/{id}``) for the time and the body. When the API is
+   refused (anonymous access off, a firewall).
 3. ``browser``: the same pages through a real Chromium (Playwright's sync API, imported
    only here), when the HTML answer is a bot challenge (or a 403, which may be one) or the
    list is rendered by JavaScript: what a browser gets past. A help centre that answers
@@ -52,12 +52,14 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from selectolax.lexbor import LexborHTMLParser
+
 from omc_pipelines.sources.coins import NOT_COINS, extract_coins
+from omc_pipelines.sources.html_text import html_to_text, parse_html
 from omc_pipelines.sources.http import (
     DEADLINE_TIMEOUTS,
     HttpSource,
@@ -284,66 +286,6 @@ _CHALLENGE_MARKERS = ("window._cf_chl_opt", "cf-browser-verification", "id=\"cha
                       "id=\"challenge-running\"")
 
 
-def _classes(attrs: list[tuple[str, str | None]]) -> set[str]:
-    return set((dict(attrs).get("class") or "").split())
-
-
-class _ListParser(HTMLParser):
-    """``li.article-list-item a.article-list-link`` entries, "See all" section links,
-    the pagination's next link, the page title and whether a script is in it."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.entries: list[tuple[str, str, int | None]] = []  # (href, title, section id)
-        self.section_hrefs: list[str] = []
-        self.next_href: str | None = None
-        self.title = ""
-        self.scripted = False
-        self._li: list[set[str]] = []  # the classes of each open <li>
-        self._link: list[str] | None = None
-        self._link_href = ""
-        self._in_title = False
-        self._section: int | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = _classes(attrs)
-        if tag == "title":
-            self._in_title = True
-        elif tag == "script":
-            self.scripted = True
-        elif tag == "li":
-            if self._li and "article-list-item" in self._li[-1] and "article-list-item" in classes:
-                self._li.pop()  # an unclosed sibling item: HTML closes it here
-            self._li.append(classes)
-        elif tag == "a":
-            href = dict(attrs).get("href") or ""
-            in_item = any("article-list-item" in c for c in self._li)
-            if in_item and "article-list-link" in classes:
-                self._link, self._link_href = [], href
-            elif "see-all-articles" in classes and href:
-                self.section_hrefs.append(href)
-            elif ("next" in (dict(attrs).get("rel") or "").split()
-                  or any("pagination-next" in c for c in self._li)) and href and self.next_href is None:
-                self.next_href = href
-            elif (section := _SECTION_HREF.search(href)) is not None:
-                self._section = int(section.group(1))  # a section heading or breadcrumb: the items below are its
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title":
-            self._in_title = False
-        elif tag == "li" and self._li:
-            self._li.pop()
-        elif tag == "a" and self._link is not None:
-            self.entries.append((self._link_href, " ".join("".join(self._link).split()), self._section))
-            self._link = None
-
-    def handle_data(self, data: str) -> None:
-        if self._link is not None:
-            self._link.append(data)
-        if self._in_title:
-            self.title += data
-
-
 def is_bot_challenge(html: str, title: str | None = None) -> bool:
     """A bot-protection interstitial (Cloudflare's "Just a moment...", and the like)."""
     if title is None:
@@ -353,11 +295,36 @@ def is_bot_challenge(html: str, title: str | None = None) -> bool:
     return any(title.startswith(t) for t in _CHALLENGE_TITLES) or any(m in html for m in _CHALLENGE_MARKERS)
 
 
+def _link_entries(tree: LexborHTMLParser) -> tuple[list[tuple[str, str, int | None]], list[str], str | None]:
+    """Every link in document order, sorted into ``li.article-list-item a.article-list-link``
+    entries (href, title, the section above them), "See all" section links (``a.see-all-articles``)
+    and the pagination's next link (``rel="next"`` or inside ``li.pagination-next``). Any other
+    link to a section (a heading, a breadcrumb) makes the entries below it that section's."""
+    in_item = {a.mem_id for a in tree.css(LIST_SELECTOR)}
+    next_links = {a.mem_id for a in tree.css('a[rel~="next"], li.pagination-next a')}
+    entries: list[tuple[str, str, int | None]] = []
+    section_hrefs: list[str] = []
+    next_href: str | None = None
+    section: int | None = None
+    for link in tree.css("a"):
+        href = link.attributes.get("href") or ""
+        classes = (link.attributes.get("class") or "").split()
+        if link.mem_id in in_item:
+            entries.append((href, " ".join(link.text().split()), section))
+        elif "see-all-articles" in classes and href:
+            section_hrefs.append(href)
+        elif link.mem_id in next_links and href and next_href is None:
+            next_href = href
+        elif (found := _SECTION_HREF.search(href)) is not None:
+            section = int(found.group(1))
+    return entries, section_hrefs, next_href
+
+
 def parse_article_list(html: str, url: str) -> ArticleList:
     """An HTML category or section page. Links come back absolute (against ``url``)."""
-    parser = _ListParser()
-    parser.feed(html)
-    parser.close()
+    tree = parse_html(html)
+    entries, section_hrefs, next_href = _link_entries(tree)
+    title = tree.css_first("title")
     p = _Payload(SOURCE, url)
 
     def absolute(href: str, where: str) -> str:
@@ -367,100 +334,49 @@ def parse_article_list(html: str, url: str) -> ArticleList:
             raise p.fail(f"{where} href {href!r} is not a URL") from None
 
     articles: dict[int, ListedArticle] = {}
-    for i, (href, title, section) in enumerate(parser.entries):
+    for i, (href, text, section) in enumerate(entries):
         where = f"{LIST_SELECTOR}[{i}]"
         match = _ARTICLE_HREF.search(href)
         if not match:
             raise p.fail(f"{where} href {href!r} names no article id")
-        if not title:
+        if not text:
             raise p.fail(f"{where} has no title text")
         article_id = int(match.group(1))
-        articles.setdefault(article_id, ListedArticle(article_id, title, absolute(href, where), section))
+        articles.setdefault(article_id, ListedArticle(article_id, text, absolute(href, where), section))
     return ArticleList(
         articles=list(articles.values()),
-        section_urls=list(dict.fromkeys(absolute(h, "a.see-all-articles") for h in parser.section_hrefs)),
-        next_url=absolute(parser.next_href, "the next page link") if parser.next_href else None,
-        challenge=not articles and is_bot_challenge(html, parser.title),
-        scripted=parser.scripted,
+        section_urls=list(dict.fromkeys(absolute(h, "a.see-all-articles") for h in section_hrefs)),
+        next_url=absolute(next_href, "the next page link") if next_href else None,
+        challenge=not articles and is_bot_challenge(html, title.text() if title is not None else ""),
+        scripted=tree.css_first("script") is not None,
     )
 
 
-class _ArticlePageParser(HTMLParser):
-    """``<time datetime>`` values, the ``h1`` and the inner HTML of ``div.article-body``."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.times: list[str] = []
-        self.h1: list[str] | None = None
-        self.title: str | None = None
-        self.body: list[str] | None = None
-        self._body_depth = 0  # open <div>s inside the body, the body's own included
-        self._in_h1 = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._body_depth:
-            self.body.append(self.get_starttag_text() or "")
-            if tag == "div":
-                self._body_depth += 1
-            return
-        if tag == "time" and dict(attrs).get("datetime"):
-            self.times.append(dict(attrs)["datetime"] or "")
-        elif tag == "h1" and self.title is None:
-            self._in_h1, self.h1 = True, []
-        elif tag == "div" and "article-body" in _classes(attrs) and self.body is None:
-            self.body, self._body_depth = [], 1
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._body_depth:
-            self.body.append(self.get_starttag_text() or "")
-        elif tag == "time" and dict(attrs).get("datetime"):
-            self.times.append(dict(attrs)["datetime"] or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._body_depth:
-            if tag == "div":
-                self._body_depth -= 1
-                if not self._body_depth:
-                    return
-            self.body.append(f"</{tag}>")
-        elif tag == "h1" and self._in_h1:
-            self._in_h1 = False
-            self.title = " ".join("".join(self.h1).split()) or None
-
-    def handle_data(self, data: str) -> None:
-        if self._body_depth:
-            self.body.append(htmllib.escape(data, quote=False))
-        elif self._in_h1:
-            self.h1.append(data)
-
-
 def parse_article_page(html: str, url: str) -> ArticlePage:
-    """An article page: its title, times and body. A ``<time datetime>`` that is not an
-    ISO time is a payload error naming it; a page with no time gives ``created_at=None``."""
-    parser = _ArticlePageParser()
-    parser.feed(html)
-    parser.close()
+    """An article page: its title (the first ``h1`` with text), times (``time[datetime]``) and
+    body (the inner HTML of the first ``div.article-body``, as the HTML parser serialises it);
+    times and headings inside the body are the article's text, not its dates or title. A
+    ``<time datetime>`` that is not an ISO time is a payload error naming it; a page with no
+    time gives ``created_at=None``."""
+    tree = parse_html(html)
+    body = tree.css_first("div.article-body")
+    inside = set() if body is None else {node.mem_id for node in body.css("time, h1")}
     p = _Payload(SOURCE, url)
     times = []
-    for i, value in enumerate(parser.times):
+    for i, value in enumerate(t.attributes.get("datetime") for t in tree.css("time[datetime]")
+                              if t.mem_id not in inside and t.attributes.get("datetime")):
         when = parse_utc(value)
         if when is None:
             raise p.fail(f"time[datetime][{i}] is {value!r}, not an ISO time")
         times.append(when)
-    body = "".join(parser.body).strip() if parser.body is not None else None
+    headings = (" ".join(h.text().split()) for h in tree.css("h1") if h.mem_id not in inside)
+    body_html = (body.inner_html or "").strip() if body is not None else ""
     return ArticlePage(
-        title=parser.title,
+        title=next((h for h in headings if h), None),
         created_at=min(times) if times else None,
         updated_at=max(times) if len(times) > 1 and max(times) > min(times) else None,
-        body_html=body or None,
+        body_html=body_html or None,
     )
-
-
-def html_text(html: str | None) -> str:
-    """The text of an HTML fragment, tags dropped, entities decoded."""
-    if not html:
-        return ""
-    return " ".join(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)).split())
 
 
 # --- the client --------------------------------------------------------------------------
@@ -950,7 +866,7 @@ def classify(title: str, body: str | None = None) -> Classification:
 
     def result(kind: str, matched: str, coins: list[str]) -> Classification:
         if not coins and body:
-            coins = extract_coins(html_text(body))
+            coins = extract_coins(html_to_text(body, one_line=True))
         return Classification(kind, IMPACT[kind], coins, matched)
 
     if delisted := next((w for w in words if w in _DELIST), ""):

@@ -31,14 +31,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as clock_time
 from decimal import Decimal, InvalidOperation
-from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from omc_pipelines.settings import SEC_USER_AGENT
 from omc_pipelines.sources.coins import extract_coins, is_known
+from omc_pipelines.sources.html_text import html_to_text, is_visible, parse_html, squash, text_of
 from omc_pipelines.sources.http import USER_AGENT, HttpSource, SourcePayloadError, SourceThrottled
 from omc_pipelines.sources.payload import Payload
 
@@ -386,98 +387,23 @@ def parse_submissions(
 
 # --- 8-K documents ---------------------------------------------------------------------
 
-_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-                     "section", "article", "hr", "pre", "blockquote", "center", "title"})
-_CELLS = frozenset({"td", "th"})
-_VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source", "param"})
-_HIDDEN_TAGS = frozenset({"script", "style", "head", "ix:header"})
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+def _tables(tree: LexborHTMLParser) -> list[list[list[str]]]:
+    """The document's visible tables as rows of cells, each cell's text on one line.
+    A nested table is a table of its own, not part of its parent's cells' rows."""
+    tables = []
+    for table in tree.css("table"):
+        if not is_visible(table):
+            continue
+        rows = [row for row in table.css("tr") if _nearest_table(row) == table.mem_id]
+        tables.append([[squash(text_of(cell)) for cell in row.iter() if cell.tag in ("td", "th")] for row in rows])
+    return tables
 
 
-class _TextExtractor(HTMLParser):
-    """Visible text of an HTML (or inline XBRL) document, and its tables as rows of cells.
-
-    Skips scripts, styles, the head and hidden blocks (inline XBRL keeps its
-    machine-readable header in ``<div style="display:none"><ix:header>``)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.tables: list[list[list[str]]] = []
-        self._open_tables: list[list[list[str]]] = []
-        self._cell: list[str] | None = None
-        self._skip_tag: str | None = None
-        self._skip_depth = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skip_tag is not None:
-            if tag == self._skip_tag and tag not in _VOID:
-                self._skip_depth += 1
-            return
-        style = dict(attrs).get("style") or ""
-        if tag in _HIDDEN_TAGS or (tag not in _VOID and _HIDDEN_STYLE.search(style)):
-            self._skip_tag, self._skip_depth = tag, 1
-            return
-        if tag == "table":
-            self._open_tables.append([])
-        elif tag == "tr" and self._open_tables:
-            self._open_tables[-1].append([])
-        elif tag in _CELLS and self._open_tables:
-            if not self._open_tables[-1]:
-                self._open_tables[-1].append([])
-            self._cell = []
-            self._open_tables[-1][-1].append("")
-        if tag in _BLOCKS:
-            self.parts.append("\n")
-        elif tag in _CELLS:
-            self.parts.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs) -> None:
-        if self._skip_tag is None and tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skip_tag is not None:
-            if tag == self._skip_tag:
-                self._skip_depth -= 1
-                if self._skip_depth == 0:
-                    self._skip_tag = None
-            return
-        if tag in _CELLS and self._cell is not None:
-            self._open_tables[-1][-1][-1] = _squash("".join(self._cell))
-            self._cell = None
-        elif tag == "table" and self._open_tables:
-            self.tables.append(self._open_tables.pop())
-        if tag in _BLOCKS:
-            self.parts.append("\n")
-        elif tag in _CELLS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_tag is not None:
-            return
-        self.parts.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("\xa0", " ")).strip()
-
-
-def _extract(document: str) -> _TextExtractor:
-    parser = _TextExtractor()
-    parser.feed(document)
-    parser.close()
-    while parser._open_tables:  # tables never closed still count
-        parser.tables.append(parser._open_tables.pop())
-    return parser
-
-
-def html_to_text(document: str) -> str:
-    """The visible text of an HTML document: one paragraph a line, spaces squashed."""
-    lines = (_squash(line) for line in "".join(_extract(document).parts).split("\n"))
-    return "\n".join(line for line in lines if line)
+def _nearest_table(node: LexborNode) -> int | None:
+    parent = node.parent
+    while parent is not None and parent.tag != "table":
+        parent = parent.parent
+    return None if parent is None else parent.mem_id
 
 
 # Words that make a filing crypto content, on word boundaries, any case.
@@ -636,13 +562,13 @@ def parse_8k(document: str) -> EightK:
     registry knows the symbol: filings put every defined term in parentheses
     ("(ASU)", "(MSTR)"), which the registry would otherwise take for new coins.
     """
-    extracted = _extract(document)
-    text = _squash("".join(extracted.parts))
+    tree = parse_html(document)
+    text = squash(text_of(tree.root)) if tree.root is not None else ""
     currencies = [symbol for symbol in extract_coins(text) if is_known(symbol)]
     mentions = bool(currencies) or bool(_CRYPTO_WORDS.search(text))
     purchase = None
     if mentions:
-        purchase = _prose_purchase(text) or _table_purchase(extracted.tables, text)
+        purchase = _prose_purchase(text) or _table_purchase(_tables(tree), text)
     return EightK(mentions_crypto=mentions, currencies=currencies, bitcoin_purchase=purchase)
 
 
@@ -714,7 +640,7 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
 
     footnotes = {}
     for note in root.iterfind("footnotes/footnote"):
-        footnotes[note.get("id", "")] = _squash("".join(note.itertext()))
+        footnotes[note.get("id", "")] = squash("".join(note.itertext()))
 
     def required(element: ET.Element | None, path: str, where: str) -> str:
         value = _child_text(element, path)
