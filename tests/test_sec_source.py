@@ -1,4 +1,4 @@
-"""SEC EDGAR's client and parse functions (omc_pipelines/sources/sec.py).
+"""SEC EDGAR's client and parse functions (omc_pipelines/sources/sec/).
 
 The recordings the sandbox serves are the main fixtures; hand-made variants cover
 what they do not (broken arrays, malformed XML, near misses). Client tests run
@@ -18,6 +18,7 @@ from omc_pipelines import settings as settings_module
 from omc_pipelines.sandbox.sec import COINBASE, RECORDINGS, STRATEGY
 from omc_pipelines.sandbox.server import Fault
 from omc_pipelines.sources import http, sec
+from omc_pipelines.sources.html_text import html_to_text
 from omc_pipelines.sources.http import (
     HttpSource,
     RateLimiter,
@@ -26,6 +27,7 @@ from omc_pipelines.sources.http import (
     SourceRefused,
     SourceThrottled,
 )
+from omc_pipelines.sources.sec import client as sec_client
 from omc_pipelines.sources.sec import (
     BitcoinPurchase,
     Filing,
@@ -37,7 +39,6 @@ from omc_pipelines.sources.sec import (
     detect_convention,
     filings_of,
     form4_xml_path,
-    html_to_text,
     normalise_cik,
     parse_8k,
     parse_form4,
@@ -628,7 +629,7 @@ def client(edgar, sleeps, clock, monkeypatch):
     server, _ = edgar
     # A fresh budget and no cool-down left over from another test.
     monkeypatch.setitem(http._limiters, "sec", RateLimiter(1000.0))
-    monkeypatch.setattr(sec, "_cooldowns", {})
+    monkeypatch.setattr(sec_client, "_cooldowns", {})
     edgar = SecEdgar.create(server.url, server.url, AGENT, rate_limit=1000.0, timeout=2.0, retries=3, backoff=0.05,
                             sleep=sleeps.append, clock=clock, cooldown=60.0)
     yield edgar
