@@ -1,4 +1,4 @@
-"""CoinSpot's announcements source (omc_pipelines/sources/announcements.py).
+"""CoinSpot's announcements source (omc_pipelines/sources/announcements/).
 
 Pure parsers on the recorded API page and on the sandbox's HTML, with hand-made
 variants; the classifier on a table of titles, near misses first; the client's three
