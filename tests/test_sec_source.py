@@ -530,6 +530,25 @@ def test_malformed_form4(xml, message):
     assert error.url.endswith("wk-form4.xml")
 
 
+_BOMB = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+         "<ownershipDocument>&b;</ownershipDocument>")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        _BOMB.encode("utf-16"),  # an expansion bomb a byte search for "<!ENTITY" does not see
+        FORM4.replace("<ownershipDocument>", '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                      "<ownershipDocument><remarks>&x;</remarks>", 1),  # an external entity
+        '<!DOCTYPE d [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><ownershipDocument/>',  # a parameter entity
+    ],
+    ids=["utf-16 bomb", "external entity", "external parameter entity"],
+)
+def test_form4_entities_are_refused_as_a_source_error(xml):
+    error = _payload_error(parse_form4, xml, "https://www.sec.gov/Archives/edgar/data/1679788/x/wk-form4.xml")
+    assert "declares entities" in str(error) and error.source == "sec"
+
+
 # --- the client: user agent and construction ----------------------------------------------
 
 

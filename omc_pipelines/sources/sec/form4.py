@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import InvalidOperation
 
+from defusedxml import DefusedXmlException, EntitiesForbidden
+from defusedxml.ElementTree import fromstring as defused_fromstring
+
 from omc_pipelines.sources.html_text import squash
 from omc_pipelines.sources.sec.common import APPROX, NUMBER, SOURCE, EdgarPayload, amount, normalise_cik, to_decimal
 
@@ -96,12 +99,14 @@ def parse_form4(xml: str | bytes, url: str = "form4") -> Form4:
     every transaction of both tables, footnotes attached to what cites them."""
     p = EdgarPayload(SOURCE, url)
     raw = xml.encode() if isinstance(xml, str) else xml
-    if b"<!ENTITY" in raw:
-        # An ownership document never declares entities; refusing them is the cheap
-        # defence against entity-expansion bombs without a new dependency.
-        raise p.fail("the XML declares entities")
     try:
-        root = ET.fromstring(raw)
+        # An ownership document never declares entities: defusedxml refuses any entity
+        # declaration (expansion bombs) and external reference, in whatever encoding.
+        root = defused_fromstring(raw)
+    except EntitiesForbidden as exc:
+        raise p.fail(f"the XML declares entities ({exc})") from None
+    except DefusedXmlException as exc:
+        raise p.fail(f"the XML refers outside itself ({exc})") from None
     except ET.ParseError as exc:
         raise p.fail(f"not well-formed XML ({exc})") from None
     if root.tag != "ownershipDocument":
