@@ -31,7 +31,6 @@ from omc_pipelines.sources.announcements import (
     HelpCenterPages,
     PathFailure,
     classify,
-    fetch_announcements,
     is_bot_challenge,
     parse_article_list,
     parse_article_page,
@@ -572,7 +571,7 @@ def test_a_challenge_answered_with_200_is_recognised():
     challenge = (RECORDINGS / "challenge.html").read_text()
     http = _html_source({f"/hc/en-us/categories/{CATEGORY}": (200, challenge)}, "zendesk-challenge")
     with pytest.raises(AnnouncementsUnavailable) as caught:
-        fetch_announcements(http, CATEGORY, paths=("html",))
+        CoinSpotAnnouncements(http, CATEGORY, paths=("html",)).fetch()
     assert "a bot challenge answered https://help.example/hc/en-us/categories/" in caught.value.failures[0].reason
 
 

@@ -591,19 +591,28 @@ def test_no_request_without_a_user_agent():
     assert sent == []
 
 
+def _from_settings(settings, **options) -> SecEdgar:
+    """A client from ``omc_pipelines.settings.Settings``, its values mapped onto ``SecEdgar.create``."""
+    values = dict(
+        data_url=settings.sec_data_url, archives_url=settings.sec_archives_url, user_agent=settings.sec_user_agent,
+        rate_limit=settings.sec_rate_limit, timeout=settings.http_timeout, retries=settings.http_retries,
+    )
+    return SecEdgar.create(**{**values, **options})
+
+
 def test_from_settings():
     loaded = settings_module.load({
         settings_module.SEC_USER_AGENT: AGENT, settings_module.SEC_DATA_URL: "http://data.local/",
         settings_module.SEC_ARCHIVES_URL: "http://archives.local", settings_module.SEC_RATE_LIMIT: "5",
         settings_module.HTTP_RETRIES: "2",
     })
-    with SecEdgar.from_settings(loaded) as client:
+    with _from_settings(loaded) as client:
         assert (client.data.base_url, client.archives.base_url) == ("http://data.local", "http://archives.local")
         assert client.data.headers["User-Agent"] == client.archives.headers["User-Agent"] == AGENT
         assert client.data.retries == 2 and client.data.rate_limit == 5.0
         assert set(client.data.throttle_statuses) == set(client.archives.throttle_statuses) == {403, 429}
     with pytest.raises(SecUserAgentError):
-        SecEdgar.from_settings(settings_module.load({}))
+        _from_settings(settings_module.load({}))
 
 
 def test_data_and_archives_share_one_rate_budget(monkeypatch):

@@ -58,7 +58,6 @@ from omc_pipelines.sources.announcements.client import (
     CoinSpotAnnouncements,
     Fetched,
     PathFailure,
-    fetch_announcements,
 )
 from omc_pipelines.sources.announcements.common import (
     DEFAULT_CATEGORY,
@@ -78,6 +77,6 @@ from omc_pipelines.sources.announcements.pages import (
 __all__ = [
     "DEFAULT_CATEGORY", "DEFAULT_LOCALE", "IMPACT", "KINDS", "PATHS", "AnnouncementsUnavailable", "Article",
     "ArticleList", "ArticlePage", "Classification", "CoinSpotAnnouncements", "Fetched", "HelpCenterApi",
-    "HelpCenterBrowser", "HelpCenterPages", "ListedArticle", "PathFailure", "classify", "fetch_announcements",
+    "HelpCenterBrowser", "HelpCenterPages", "ListedArticle", "PathFailure", "classify",
     "is_bot_challenge", "parse_article_list", "parse_article_page", "parse_articles_page",
 ]

@@ -109,10 +109,3 @@ class CoinSpotAnnouncements:
     def latest(self, since: datetime | None = None, limit: int = 100) -> list[Article]:
         """:meth:`fetch`'s articles; ``path_used`` and ``failures`` say how they came."""
         return self.fetch(since, limit).articles
-
-
-def fetch_announcements(http: HttpSource, category: str | int = DEFAULT_CATEGORY,
-                        browser_path: str = "/usr/bin/chromium", *, since: datetime | None = None,
-                        limit: int = 100, **options: Any) -> Fetched:
-    """One-shot :meth:`CoinSpotAnnouncements.fetch`."""
-    return CoinSpotAnnouncements(http, category, browser_path, **options).fetch(since, limit)

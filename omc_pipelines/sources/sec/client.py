@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
 
 import httpx
 
@@ -115,16 +114,6 @@ class SecEdgar:
             **common,
         )
         return cls(data, archives, cooldown=cooldown, clock=clock)
-
-    @classmethod
-    def from_settings(cls, settings: Any, **options: Any) -> SecEdgar:
-        """From ``omc_pipelines.settings.Settings``; ``options`` override (sleep, cooldown, ...)."""
-        values = dict(
-            data_url=settings.sec_data_url, archives_url=settings.sec_archives_url, user_agent=settings.sec_user_agent,
-            rate_limit=settings.sec_rate_limit, timeout=settings.http_timeout, retries=settings.http_retries,
-        )
-        values.update(options)
-        return cls.create(**values)
 
     def close(self) -> None:
         self.data.close()
