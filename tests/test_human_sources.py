@@ -36,7 +36,8 @@ from omc_pipelines.sources.http import (
     SourceRefused,
     SourceUnavailable,
 )
-from omc_pipelines.sources.human import HumanItem, NotConfigured, html_to_text
+from omc_pipelines.sources.html_text import html_to_text
+from omc_pipelines.sources.human import HumanItem, NotConfigured
 from omc_pipelines.sources.news import NewsFeeds, canonical_link, parse_date, parse_feed
 from omc_pipelines.sources.reddit import (
     REFUSED,

@@ -1,4 +1,4 @@
-"""SEC EDGAR's client and parse functions (omc_pipelines/sources/sec.py).
+"""SEC EDGAR's client and parse functions (omc_pipelines/sources/sec/).
 
 The recordings the sandbox serves are the main fixtures; hand-made variants cover
 what they do not (broken arrays, malformed XML, near misses). Client tests run
@@ -18,6 +18,7 @@ from omc_pipelines import settings as settings_module
 from omc_pipelines.sandbox.sec import COINBASE, RECORDINGS, STRATEGY
 from omc_pipelines.sandbox.server import Fault
 from omc_pipelines.sources import http, sec
+from omc_pipelines.sources.html_text import html_to_text
 from omc_pipelines.sources.http import (
     HttpSource,
     RateLimiter,
@@ -26,6 +27,7 @@ from omc_pipelines.sources.http import (
     SourceRefused,
     SourceThrottled,
 )
+from omc_pipelines.sources.sec import client as sec_client
 from omc_pipelines.sources.sec import (
     BitcoinPurchase,
     Filing,
@@ -37,7 +39,6 @@ from omc_pipelines.sources.sec import (
     detect_convention,
     filings_of,
     form4_xml_path,
-    html_to_text,
     normalise_cik,
     parse_8k,
     parse_form4,
@@ -529,6 +530,25 @@ def test_malformed_form4(xml, message):
     assert error.url.endswith("wk-form4.xml")
 
 
+_BOMB = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+         "<ownershipDocument>&b;</ownershipDocument>")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        _BOMB.encode("utf-16"),  # an expansion bomb a byte search for "<!ENTITY" does not see
+        FORM4.replace("<ownershipDocument>", '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                      "<ownershipDocument><remarks>&x;</remarks>", 1),  # an external entity
+        '<!DOCTYPE d [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><ownershipDocument/>',  # a parameter entity
+    ],
+    ids=["utf-16 bomb", "external entity", "external parameter entity"],
+)
+def test_form4_entities_are_refused_as_a_source_error(xml):
+    error = _payload_error(parse_form4, xml, "https://www.sec.gov/Archives/edgar/data/1679788/x/wk-form4.xml")
+    assert "declares entities" in str(error) and error.source == "sec"
+
+
 # --- the client: user agent and construction ----------------------------------------------
 
 
@@ -571,19 +591,28 @@ def test_no_request_without_a_user_agent():
     assert sent == []
 
 
+def _from_settings(settings, **options) -> SecEdgar:
+    """A client from ``omc_pipelines.settings.Settings``, its values mapped onto ``SecEdgar.create``."""
+    values = dict(
+        data_url=settings.sec_data_url, archives_url=settings.sec_archives_url, user_agent=settings.sec_user_agent,
+        rate_limit=settings.sec_rate_limit, timeout=settings.http_timeout, retries=settings.http_retries,
+    )
+    return SecEdgar.create(**{**values, **options})
+
+
 def test_from_settings():
     loaded = settings_module.load({
         settings_module.SEC_USER_AGENT: AGENT, settings_module.SEC_DATA_URL: "http://data.local/",
         settings_module.SEC_ARCHIVES_URL: "http://archives.local", settings_module.SEC_RATE_LIMIT: "5",
         settings_module.HTTP_RETRIES: "2",
     })
-    with SecEdgar.from_settings(loaded) as client:
+    with _from_settings(loaded) as client:
         assert (client.data.base_url, client.archives.base_url) == ("http://data.local", "http://archives.local")
         assert client.data.headers["User-Agent"] == client.archives.headers["User-Agent"] == AGENT
         assert client.data.retries == 2 and client.data.rate_limit == 5.0
         assert set(client.data.throttle_statuses) == set(client.archives.throttle_statuses) == {403, 429}
     with pytest.raises(SecUserAgentError):
-        SecEdgar.from_settings(settings_module.load({}))
+        _from_settings(settings_module.load({}))
 
 
 def test_data_and_archives_share_one_rate_budget(monkeypatch):
@@ -628,7 +657,7 @@ def client(edgar, sleeps, clock, monkeypatch):
     server, _ = edgar
     # A fresh budget and no cool-down left over from another test.
     monkeypatch.setitem(http._limiters, "sec", RateLimiter(1000.0))
-    monkeypatch.setattr(sec, "_cooldowns", {})
+    monkeypatch.setattr(sec_client, "_cooldowns", {})
     edgar = SecEdgar.create(server.url, server.url, AGENT, rate_limit=1000.0, timeout=2.0, retries=3, backoff=0.05,
                             sleep=sleeps.append, clock=clock, cooldown=60.0)
     yield edgar

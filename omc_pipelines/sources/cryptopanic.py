@@ -33,8 +33,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from omc_pipelines.settings import CRYPTOPANIC_TOKEN
 from omc_pipelines.sources.coins import extract_coins
+from omc_pipelines.sources.html_text import html_to_text, squash
 from omc_pipelines.sources.http import HttpSource, SourcePayloadError, SourceRefused
-from omc_pipelines.sources.human import HumanItem, NotConfigured, html_to_text, squash
+from omc_pipelines.sources.human import HumanItem, NotConfigured
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "cryptopanic"
@@ -109,7 +110,7 @@ def parse_post(post: Any, url: str = POSTS, where: str = "post") -> HumanItem:
     if not isinstance(post, dict):
         raise p.fail(f"{where} is not an object")
     ident = None if post.get("id") is None else p.post_id(post["id"], f"{where}.id")
-    title = squash(html_to_text(p.text(post, "title", where, required=True)))
+    title = html_to_text(p.text(post, "title", where, required=True), one_line=True)
     published = p.time(p.text(post, "published_at", where, required=True), f"{where}.published_at")
     description = html_to_text(p.text(post, "description", where))
     source = post.get("source")

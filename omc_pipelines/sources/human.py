@@ -1,4 +1,6 @@
-"""What the Human ledger's sources have in common: the item type, "not configured", HTML to text.
+"""What the Human ledger's sources have in common: the item type and "not configured".
+
+HTML to text, which they share with the other sources, is ``sources.html_text``.
 
 Every human source (news feeds, CryptoPanic, Reddit) yields :class:`HumanItem` rows
 with one natural key, ``(source, external_id)``:
@@ -10,10 +12,8 @@ with one natural key, ``(source, external_id)``:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from html.parser import HTMLParser
 
 # Sentiment reads the title and the start of the text: VADER is built for short
 # social text, and on a long body its compound score saturates towards +-1.
@@ -64,56 +64,3 @@ class HumanItem:
             return body
         joiner = " " if self.title.rstrip()[-1:] in ".!?" else ". "
         return f"{self.title.rstrip()}{joiner}{body}"
-
-
-# --- HTML to text -------------------------------------------------------------------------
-
-_BLOCKS = frozenset({"p", "div", "br", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-                     "blockquote", "pre", "hr", "figure", "figcaption", "section", "article", "header", "footer"})
-_HIDDEN = frozenset({"script", "style", "noscript", "template", "iframe", "svg", "head"})
-_VOID = frozenset({"br", "hr", "img", "meta", "link", "input", "source", "wbr", "area", "col", "embed", "param"})
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag in _HIDDEN:
-            self._hidden += 1
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs) -> None:
-        if tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCKS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str | None) -> str:
-    """Visible text of an HTML fragment: tags gone, entities decoded, scripts and styles
-    dropped, blocks as line breaks, runs of spaces squashed. Plain text passes through."""
-    if not markup:
-        return ""
-    parser = _Text()
-    parser.feed(markup)
-    parser.close()
-    text = "".join(parser.parts).replace("\xa0", " ")
-    lines = (re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.split("\n"))
-    return "\n".join(line for line in lines if line)
-
-
-def squash(text: str | None) -> str:
-    """One line: whitespace runs become one space."""
-    return re.sub(r"\s+", " ", (text or "").replace("\xa0", " ")).strip()

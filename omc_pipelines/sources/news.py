@@ -53,8 +53,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 
 from omc_pipelines.sources.coins import extract_coins
+from omc_pipelines.sources.html_text import html_to_text, squash
 from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, safe_url
-from omc_pipelines.sources.human import HumanItem, html_to_text, squash
+from omc_pipelines.sources.human import HumanItem
 
 SOURCE_PREFIX = "news:"
 # Why an entry is left out (FeedPage.dropped).
@@ -171,7 +172,7 @@ def _detail_text(entry: Mapping[str, Any], key: str) -> str:
     value = _raw(entry, key) or ""
     detail = _raw(entry, f"{key}_detail") or {}
     if _raw(detail, "type") in _HTML_TYPES or "<" in value:
-        return squash(html_to_text(value))
+        return html_to_text(value, one_line=True)
     return squash(value)
 
 

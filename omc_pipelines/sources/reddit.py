@@ -49,8 +49,9 @@ from typing import Any
 
 from omc_pipelines.settings import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sources.coins import extract_coins
+from omc_pipelines.sources.html_text import squash
 from omc_pipelines.sources.http import HttpSource, SourcePayloadError, SourceRefused
-from omc_pipelines.sources.human import HumanItem, NotConfigured, squash
+from omc_pipelines.sources.human import HumanItem, NotConfigured
 from omc_pipelines.sources.payload import Payload
 
 SOURCE = "reddit"
