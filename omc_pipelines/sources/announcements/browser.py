@@ -145,7 +145,7 @@ class HelpCenterBrowser:
             if response is not None:
                 self._check_size(response.request.sizes()["responseBodySize"], "bytes", url)
             # The answer's own body, not the DOM: a challenge page may be reloading already.
-            if status >= 400 and not is_bot_challenge(response.text()):
+            if status >= 400 and (body := self._body(response)) is not None and not is_bot_challenge(body):
                 raise PathFailed(f"HTTP {status} for {safe_url(url)}")
             try:
                 page.wait_for_selector(selector, state="attached", timeout=self._wait_ms(ends))
@@ -157,6 +157,18 @@ class HelpCenterBrowser:
             return self._html(page, url, ends)
         except PlaywrightTimeout:
             raise PathFailed(f"took too long: {late} ({safe_url(url)})") from None
+
+    @staticmethod
+    def _body(response: Any) -> str | None:
+        """The answer's body; None when the page has moved on and the browser dropped it ("No
+        resource with given identifier"): what a challenge's reload does, so the page is then
+        waited for as a challenge's would be."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            return response.text()
+        except PlaywrightError:
+            return None
 
     def _check_size(self, size: int, unit: str, url: str) -> None:
         if size > self.http.max_bytes:
