@@ -82,6 +82,7 @@ def price_history(book: PriceBook, coins: list[str], spread_pct: Decimal | None)
     """The replay's history of ``coins`` from ``book``, and what each coin's prices are made of."""
     tracks: dict[str, list[Track]] = {}
     described = []
+    book.preload(coins)  # one pass per table for all of them
     for coin in sorted(set(coins)):
         series = book.series(coin)
         if spread_pct is not None:
