@@ -21,15 +21,14 @@ from hypothesis import HealthCheck, event, given, settings as hypothesis_setting
 from hypothesis import strategies as st
 
 from omc_pipelines import cli, settings
-from omc_pipelines.db import get_engine, upgrade
-from omc_pipelines.db.models import Base, ImportedCandle
+from omc_pipelines.db import get_engine
+from omc_pipelines.db.models import ImportedCandle
 from omc_pipelines.definitions import build_resources
 from omc_pipelines.ledgers.exchange_history import HistoryImportError, exchange_imported_candles, import_ohlcv
 from omc_pipelines.resources import HistoryFilesResource, LedgerDatabase
 from omc_pipelines.sources.ohlcv_files import (
     TIMEFRAMES, OhlcvFileError, format_number, parse_ohlcv, read_ohlcv_file, series_from_name,
 )
-from omc_trading.tables import metadata as trading_metadata
 
 START = 1704067200  # 2024-01-01 00:00 UTC
 HOUR = 3600
@@ -437,24 +436,7 @@ def test_any_file_gives_checked_candles_or_the_typed_error(case):
 # --- the import, on SQLite and PostgreSQL ------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    """Both databases, as conftest's fixture gives them, except that a missing PostgreSQL fails
-    these tests instead of skipping them: the import's promise is made on both."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-        upgrade(get_engine(url))
-        yield url
-        get_engine(url).dispose()
-        return
-    try:
-        url = request.getfixturevalue("postgres_database")
-    except pytest.skip.Exception as exc:
-        pytest.fail(f"PostgreSQL is required for the history import's tests: {exc}", pytrace=False)
-    with get_engine(url).begin() as conn:
-        names = ", ".join(f'"{t.name}"' for t in [*Base.metadata.sorted_tables, *trading_metadata.sorted_tables])
-        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
-    yield url
+# database_url and engine: conftest's, on SQLite and PostgreSQL (a missing PostgreSQL fails in CI).
 
 
 def stored(engine) -> list[tuple]:
