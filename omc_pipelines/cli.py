@@ -2,8 +2,16 @@
 
     omc demo            the sandbox, the Exchange and Catalyst ledgers into the embedded database, a summary
     omc db upgrade      bring OMC_DATABASE_URL's schema to the code's
+    omc db current      the database's migration revision, and whether it is the newest
+    omc db history      every migration revision, newest first, the database's marked
+    omc status          per ledger table: rows, newest time, fresh or stale; the revision; the sources
+    omc config          the effective settings, where each came from, secrets masked
+    omc trading         the kill switch (halt, resume) and the state of trading (status)
     omc sandbox         serve every source offline (prints the environment to use it)
     omc history import  OHLCV history from freqtrade or ccxt files into the Exchange ledger
+
+A mistake (a bad setting, an unreachable database, an unknown revision) is one line on
+stderr, ``omc <command>: <cause>``, exit 1; a usage error is argparse's, exit 2.
 """
 
 from __future__ import annotations
@@ -235,25 +243,16 @@ def trading(args: argparse.Namespace) -> int:
 
 def history_import(args: argparse.Namespace) -> int:
     """OHLCV files into exchange_imported_candles: a line per file; 1 when a file was refused.
-    Bad input (no files, a wrong timeframe, an unmigrated database) is one line on stderr."""
-    import sqlalchemy as sa
-
+    Bad input (no files, a wrong timeframe, an unmigrated database) is one line on stderr (main)."""
     from omc_pipelines import settings
-    from omc_pipelines.db import DatabaseNotMigrated, ready_engine
+    from omc_pipelines.db import ready_engine
     from omc_pipelines.ledgers.exchange_history import import_ohlcv
 
-    try:
-        config = settings.load()
-        paths = args.paths or [config.history_folder]
-        engine = ready_engine(config.ledger_database_url, auto_migrate=not config.database_url_from_env)
-        report = import_ohlcv(engine, paths, args.source, coin=args.coin, market=args.market,
-                              timeframe=args.timeframe, log=lambda line: print(line, flush=True))
-    except (ValueError, DatabaseNotMigrated) as exc:  # HistoryImportError and SettingsError are ValueErrors
-        print(f"omc history import: {exc}", file=sys.stderr)
-        return 1
-    except sa.exc.SQLAlchemyError as exc:
-        print(f"omc history import: database error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
+    config = settings.load()
+    paths = args.paths or [config.history_folder]
+    engine = ready_engine(config.ledger_database_url, auto_migrate=not config.database_url_from_env)
+    report = import_ohlcv(engine, paths, args.source, coin=args.coin, market=args.market,
+                          timeframe=args.timeframe, log=lambda line: print(line, flush=True))
     print(report.summary())
     return 1 if report.refused else 0
 
@@ -275,30 +274,266 @@ def sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="omc", description="OMC Pipelines")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("demo", help="run the ledgers against the sandbox into the embedded database")
-    p.add_argument("--hours", type=int, default=8, help="hours of candles to build (default 8)")
+def db_current(args: argparse.Namespace) -> int:
+    from omc_pipelines import settings
+    from omc_pipelines.db import get_engine, safe_url
+    from omc_pipelines.db.engine import current_revision, head_revision
+
+    engine = get_engine(settings.load().ledger_database_url)
+    current, head = current_revision(engine), head_revision()
+    print(f"{safe_url(engine.url)}: {_revision_state(current, head)}")
+    return 0
+
+
+def _revision_state(current: str | None, head: str) -> str:
+    if current == head:
+        return f"{current} (the newest)"
+    if current is None:
+        return f"empty, no migration applied (the newest is {head}: run `omc db upgrade`)"
+    return f"{current}, behind the newest {head}: run `omc db upgrade`"
+
+
+def db_history(args: argparse.Namespace) -> int:
+    from alembic.script import ScriptDirectory
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import get_engine, safe_url
+    from omc_pipelines.db.engine import alembic_config, current_revision
+
+    engine = get_engine(settings.load().ledger_database_url)
+    current = current_revision(engine)
+    rows = [("*" if script.revision == current else "", script.revision,
+             " ".join((script.doc or "").strip().split("\n\n")[0].split()))
+            for script in ScriptDirectory.from_config(alembic_config(engine)).walk_revisions()]
+    print(_table(("", "revision", "message"), rows))
+    print(f"* {safe_url(engine.url)} is at " + (current or "no revision (empty)"))
+    return 0
+
+
+# The ledger tables' obvious time columns, and how old the newest may get (None: no expectation:
+# the table moves when the world publishes, or when a person runs it). The windows follow
+# omc_pipelines/freshness.py: "minutely" is OMC_FRESHNESS_MINUTES.
+_MINUTELY, _HOURLY, _QUARTER_HOURLY, _DAILY = "minutely", timedelta(hours=3), timedelta(hours=1), timedelta(hours=51)
+_TIME_COLUMNS: dict[str, tuple[str, object]] = {
+    "exchange_price_snapshots": ("observed_at", _MINUTELY),
+    "exchange_trades": ("collected_at", _MINUTELY),
+    "exchange_candles": ("hour_start", timedelta(hours=2)),
+    "exchange_imported_candles": ("open_time", None),
+    "catalyst_events": ("published_at", None),
+    "glass_chain_tvl": ("day", _DAILY),
+    "glass_protocols": ("collected_at", _HOURLY),
+    "glass_protocol_fees": ("collected_at", _HOURLY),
+    "glass_stablecoin_supply": ("collected_at", _HOURLY),
+    "human_items": ("collected_at", _QUARTER_HOURLY),
+    "human_coin_sentiment_daily": ("day", _DAILY),
+    "research_event_returns": ("computed_at", None),
+    "research_event_study": ("computed_at", None),
+    "research_backtests": ("computed_at", None),
+    "research_backtest_trades": ("entry_at", None),
+    "trading_signals": ("created_at", None),
+    "trading_orders": ("requested_at", None),
+    "trading_lots": ("opened_at", None),
+    "trading_realized": ("closed_at", None),
+    "trading_positions": ("updated_at", None),
+    "trading_pnl_daily": ("computed_at", None),
+    "trading_paper_wallet": ("updated_at", None),
+    "trading_paper_fills": ("filled_at", None),
+    "trading_nonces": ("updated_at", None),
+    "trading_controls": ("changed_at", None),
+}
+
+
+def status(args: argparse.Namespace) -> int:
+    """What the ledgers hold and how old it is; the schema's revision; which sources have keys."""
+    from datetime import date
+
+    import sqlalchemy as sa
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import get_engine, safe_url
+    from omc_pipelines.db.engine import current_revision, head_revision
+    from omc_pipelines.db.models import Base
+    from omc_trading.tables import metadata as trading_tables
+
+    config = settings.load()
+    engine = get_engine(config.ledger_database_url)
+    now = datetime.now(timezone.utc)
+    minutely = timedelta(minutes=config.freshness_minutes)
+    rows = []
+    with engine.connect() as conn:
+        present = set(sa.inspect(conn).get_table_names())
+        for table in sorted([*Base.metadata.sorted_tables, *trading_tables.sorted_tables], key=lambda t: t.name):
+            column, window = _TIME_COLUMNS.get(table.name, (None, None))
+            if table.name not in present:
+                rows.append((table.name, "-", "-", "-", "missing: run `omc db upgrade`"))
+                continue
+            count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            newest = conn.execute(sa.select(sa.func.max(table.c[column]))).scalar_one() if column else None
+            if isinstance(newest, date) and not isinstance(newest, datetime):
+                newest = datetime(newest.year, newest.month, newest.day, tzinfo=timezone.utc)
+            elif isinstance(newest, datetime) and newest.tzinfo is None:
+                newest = newest.replace(tzinfo=timezone.utc)
+            window = minutely if window == _MINUTELY else window
+            if not count:
+                state = "empty"
+            elif window is None or newest is None:
+                state = "-"
+            else:
+                state = "fresh" if now - newest <= window else "stale"
+            rows.append((table.name, str(count), f"{newest:%Y-%m-%d %H:%M}" if newest else "-",
+                         column or "-", state + (f" (within {_duration(window)})" if window and count else "")))
+    current = current_revision(engine)
+    print(f"ledger database: {safe_url(engine.url)} "
+          f"({settings.DATABASE_URL if config.database_url_from_env else 'the embedded default'})")
+    print(f"migration revision: {_revision_state(current, head_revision())}\n")
+    print(_table(("table", "rows", "newest (UTC)", "from", "fresh?"), rows, right=(1,)))
+    print(f"\nfresh: the newest time is within its table's window ({settings.FRESHNESS_MINUTES}="
+          f"{config.freshness_minutes} min for what runs every minute,\n  hours for the hourly and daily ledgers); "
+          "'-': no expectation (catalysts, imports, research and trading move when something happens)\n")
+    yes = lambda flag: "yes" if flag else "no"  # noqa: E731
+    sources = [
+        ("SEC user agent", settings.SEC_USER_AGENT, yes(config.sec_user_agent)),
+        ("CryptoPanic token", settings.CRYPTOPANIC_TOKEN, yes(config.cryptopanic_token)),
+        ("Reddit keys", f"{settings.REDDIT_CLIENT_ID}, {settings.REDDIT_CLIENT_SECRET}",
+         yes(config.reddit_client_id and config.reddit_client_secret)),
+        ("news feeds", settings.NEWS_FEEDS, "yes" if "news_feeds" in config.model_fields_set else "the defaults"),
+        ("CoinSpot trading keys", f"{settings.COINSPOT_API_KEY}, {settings.COINSPOT_API_SECRET}",
+         yes(config.coinspot_api_key and config.coinspot_api_secret)),
+        ("CoinSpot read-only keys", f"{settings.COINSPOT_READONLY_KEY}, {settings.COINSPOT_READONLY_SECRET}",
+         yes(config.coinspot_readonly_key and config.coinspot_readonly_secret)),
+    ]
+    print(_table(("source", "variables", "set"), sources))
+    return 0
+
+
+def _duration(window: timedelta) -> str:
+    minutes = int(window.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+
+
+def config_command(args: argparse.Namespace) -> int:
+    """Every setting's effective value and its origin; the secrets (settings.SECRETS) as ***."""
+    from omc_pipelines import settings
+
+    config = settings.load()
+    rows = []
+    for field in settings.Settings.model_fields:
+        value = getattr(config, field)
+        given = field in config.model_fields_set
+        if field in settings.SECRETS and value is not None:
+            shown = "***"
+        elif field == "database_url" and value is None:
+            shown = config.ledger_database_url  # the embedded default: a file path, nothing secret
+        else:
+            shown = _plain(value)
+        rows.append((settings.env_name(field), shown, "environment" if given else "default"))
+    print(_table(("variable", "value", "from"), rows))
+    return 0
+
+
+def _plain(value) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "(none)"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> str:
+    """Rows as aligned text under their headers (columns in ``right`` aligned right)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells):
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {value}")
+    return value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("omc-pipelines")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    def command(group, name: str, summary: str, description: str | None = None, **kwargs) -> argparse.ArgumentParser:
+        return group.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
+                                **kwargs)
+
+    parser = argparse.ArgumentParser(
+        prog="omc", description="OMC Pipelines: the crypto ledgers, their database and the trading switch.",
+        epilog="Settings come from OMC_* environment variables: see `omc config`.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the version of omc-pipelines and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = command(commands, "demo", "run the ledgers against the sandbox into the embedded database",
+                "Start the offline sandbox, run the Exchange, Glass, Human and Catalyst ledgers against it into "
+                "the embedded database, trade one new listing on paper, and print a summary.")
+    p.add_argument("--hours", type=_at_least_one, default=8, help="hours of candles to build, at least 1 (default 8)")
     p.set_defaults(func=demo)
-    p = commands.add_parser("db", help="the ledger database")
-    db = p.add_subparsers(dest="db_command", required=True)
-    p = db.add_parser("upgrade", help="migrate OMC_DATABASE_URL to the newest schema")
-    p.add_argument("revision", nargs="?", default="head")
+
+    p = command(commands, "db", "the ledger database: migrations", "The ledger database (OMC_DATABASE_URL): "
+                "its migrations.")
+    db = p.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    p = command(db, "upgrade", "migrate OMC_DATABASE_URL to the newest schema (or to a revision)")
+    p.add_argument("revision", nargs="?", default="head",
+                   help="the revision to migrate to (default head, the newest; `omc db history` lists them)")
     p.set_defaults(func=db_upgrade)
-    p = commands.add_parser("trading", help="the kill switch (halt, resume) and the state of trading (status)")
-    kill = p.add_subparsers(dest="trading_command", required=True)
-    p = kill.add_parser("halt", help="refuse every order, sells included, until resumed (kept in the database)")
+    p = command(db, "current", "the database's migration revision, and whether it is the newest")
+    p.set_defaults(func=db_current)
+    p = command(db, "history", "every migration revision, newest first, with its message; the database's marked *")
+    p.set_defaults(func=db_history)
+
+    p = command(commands, "status", "per ledger table: rows, newest time, fresh or stale; the revision; the sources",
+                "Per ledger table: its rows, its newest time and whether that is fresh; the database's migration "
+                "revision; which sources have their keys set (yes or no, never the value).")
+    p.set_defaults(func=status)
+    p = command(commands, "config", "the effective settings, where each came from, secrets masked",
+                "Every OMC_* setting's effective value and where it came from (the environment or the default); "
+                "secrets shown as ***.")
+    p.set_defaults(func=config_command)
+
+    p = command(commands, "trading", "the kill switch (halt, resume) and the state of trading (status)")
+    kill = p.add_subparsers(dest="trading_command", required=True, metavar="COMMAND")
+    p = command(kill, "halt", "refuse every order, sells included, until resumed (kept in the database)")
     p.add_argument("--reason", required=True, help="why: shown with every refused signal")
     p.set_defaults(func=trading)
-    p = kill.add_parser("resume", help="allow orders again")
+    p = command(kill, "resume", "allow orders again")
     p.set_defaults(func=trading)
-    p = kill.add_parser("status", help="the kill switch, the mode and why, open positions, unsettled orders")
+    p = command(kill, "status", "the kill switch, the mode and why, open positions, unsettled orders")
     p.set_defaults(func=trading)
-    p = commands.add_parser("history", help="price history from files")
-    files = p.add_subparsers(dest="history_command", required=True)
-    p = files.add_parser("import", help="import freqtrade or ccxt OHLCV files (JSON, CSV, gzipped too) into the "
-                         "Exchange ledger's exchange_imported_candles")
+
+    p = command(commands, "history", "price history from files")
+    files = p.add_subparsers(dest="history_command", required=True, metavar="COMMAND")
+    p = command(files, "import", "import freqtrade or ccxt OHLCV files (JSON, CSV, gzipped too) into the "
+                "Exchange ledger's exchange_imported_candles")
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="files or folders (every supported file in a folder); none: OMC_HISTORY_DIR")
     p.add_argument("--source", required=True, help="who made the history, e.g. freqtrade:binance (part of the key)")
@@ -306,8 +541,55 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--market", help="the quote currency, instead of the names' (BTC_AUD-1h.json: aud)")
     p.add_argument("--timeframe", help="the timeframe, instead of the names' (1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d)")
     p.set_defaults(func=history_import)
-    p = commands.add_parser("sandbox", help="serve every source offline")
-    p.add_argument("--port", type=int, default=8765)
+
+    p = command(commands, "sandbox", "serve every source offline",
+                "Serve every source's paths offline, in each source's own shape, and print the `export` lines "
+                "that point the pipeline at it (quoted for the shell).")
+    p.add_argument("--port", type=_port, default=8765, help="the port to listen on (default 8765; 0: any free one)")
     p.set_defaults(func=sandbox)
-    args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    return parser
+
+
+def _failure(exc: BaseException) -> str | None:
+    """The one line that tells a failure's cause and the variable behind it; None: not ours (a bug)."""
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    from omc_pipelines import settings
+    from omc_pipelines.db import DatabaseNotMigrated, safe_url
+    from omc_pipelines.ledgers.exchange_history import HistoryImportError
+
+    if isinstance(exc, settings.SettingsError | HistoryImportError | DatabaseNotMigrated):
+        return str(exc)
+    if isinstance(exc, CommandError):  # alembic: an unknown revision, mostly
+        return f"migration: {exc} (`omc db history` lists the revisions)"
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        config = settings.load()  # loaded before the database was reached: it cannot fail now
+        url = config.ledger_database_url
+        where = (f"{settings.DATABASE_URL}={safe_url(url)}" if config.database_url_from_env
+                 else f"the embedded database {safe_url(url)} ({settings.DATABASE_URL} unset)")
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        cause = (cause[0] if cause else type(exc).__name__).removeprefix("connection failed: ")
+        password = sa.make_url(url).password
+        if password:
+            cause = cause.replace(password, "***")
+        verb = "cannot connect to" if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) else "error in"
+        return f"{verb} {where}: {cause}"
+    if isinstance(exc, OSError):  # a port in use, an unreadable file
+        return str(exc)
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Usage errors are argparse's (exit 2); a failure is one line on stderr (exit 1), never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except Exception as exc:
+        line = _failure(exc)
+        if line is None:
+            raise
+        name = " ".join(filter(None, ["omc", args.command, *(getattr(args, f"{args.command}_command", None),)]))
+        print(f"{name}: {line}", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -294,7 +294,9 @@ class _Environment(EnvSettingsSource):
         return parse_env_vars(given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
-SECRETS = frozenset({"database_url", "cryptopanic_token", "reddit_client_id", "reddit_client_secret",
+# What may hold a secret: never shown (errors, `omc config`); definitions.build_resources passes
+# each to Dagster as an EnvVar. OMC_NEWS_FEEDS is one: a feed URL may carry a key.
+SECRETS = frozenset({"database_url", "news_feeds", "cryptopanic_token", "reddit_client_id", "reddit_client_secret",
                      "coinspot_api_key", "coinspot_api_secret", "coinspot_readonly_key", "coinspot_readonly_secret"})
 
 
