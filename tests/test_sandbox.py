@@ -398,13 +398,14 @@ def test_drip_sends_the_headers_then_the_real_body_a_byte_at_a_time(sandbox, cli
         chunks = []
         for chunk in response.iter_raw():
             chunks.append(chunk)
-            if len(chunks) == 5:
+            if sum(map(len, chunks)) >= 5:
                 break
         fifth_at = time.monotonic() - started
     assert response.status_code == 200 and int(response.headers["content-length"]) == len(whole)
-    assert headers_at < 0.1
-    assert chunks == [whole[i:i + 1] for i in range(5)]
-    assert 0.35 < fifth_at < 0.8  # a byte at once, then one every 0.1 s
+    # The real body's first bytes, a byte at a time (a busy reader may find two waiting at once).
+    assert b"".join(chunks) == whole[:len(b"".join(chunks))] and max(map(len, chunks)) <= 2 and len(chunks) >= 3
+    # A byte at once, then one every 0.1 s: the fifth no sooner than 0.4 s; the headers well before.
+    assert fifth_at >= 0.35 and headers_at < fifth_at - 0.25
 
 
 @pytest.mark.integration
