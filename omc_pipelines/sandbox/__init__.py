@@ -62,7 +62,7 @@ class Sandbox:
         self.server.clear_faults()
         self.server.requests.clear()
         self.server.arrivals.clear()
-        fresh = CoinSpotMarket()
+        fresh = CoinSpotMarket(now=self.coinspot.anchor)  # the same trades at the same times: never re-dated
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
         self.coinspot.error_in_200.clear()
         self.coinspot_account.reset()
