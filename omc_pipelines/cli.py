@@ -41,11 +41,23 @@ def _dagster_home() -> None:
         os.environ["DAGSTER_HOME"] = str(home)
 
 
-def demo(args: argparse.Namespace) -> int:
+def demo_sandbox(now: datetime | None = None):
+    """The demo's sandbox: the human sources' recorded items end in the last hour of yesterday (UTC).
+
+    The demo aggregates sentiment per UTC day over the week before today. Anchored at the current
+    hour (the sandbox's default), the recorded items straddled midnight differently at each hour
+    of the day, so the demo's sentiment figures changed with the time it ran; anchored to the day,
+    every item sits at the same place in its day, and the figures are the same at any hour."""
     from omc_pipelines.sandbox import Sandbox
 
+    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(hour=0, minute=0, second=0,
+                                                                                microsecond=0)
+    return Sandbox(human_anchor=today - timedelta(hours=1))
+
+
+def demo(args: argparse.Namespace) -> int:
     _dagster_home()
-    with Sandbox() as sandbox:
+    with demo_sandbox() as sandbox:
         os.environ.update(sandbox.env())
         print(f"sandbox serving every source at {sandbox.url}")
         return _run_ledgers(hours=args.hours, sandbox=sandbox)
