@@ -8,6 +8,7 @@
     omc config          the effective settings, where each came from, secrets masked
     omc trading         the kill switch (halt, resume) and the state of trading (status)
     omc sandbox         serve every source offline (prints the environment to use it)
+    omc dev             the sandbox and `dg dev` (web UI and daemon) together; one Ctrl-C stops both
     omc history import  OHLCV history from freqtrade or ccxt files into the Exchange ledger
 
 A mistake (a bad setting, an unreachable database, an unknown revision) is one line on
@@ -40,11 +41,23 @@ def _dagster_home() -> None:
         os.environ["DAGSTER_HOME"] = str(home)
 
 
-def demo(args: argparse.Namespace) -> int:
+def demo_sandbox(now: datetime | None = None):
+    """The demo's sandbox: the human sources' recorded items end in the last hour of yesterday (UTC).
+
+    The demo aggregates sentiment per UTC day over the week before today. Anchored at the current
+    hour (the sandbox's default), the recorded items straddled midnight differently at each hour
+    of the day, so the demo's sentiment figures changed with the time it ran; anchored to the day,
+    every item sits at the same place in its day, and the figures are the same at any hour."""
     from omc_pipelines.sandbox import Sandbox
 
+    today = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(hour=0, minute=0, second=0,
+                                                                                microsecond=0)
+    return Sandbox(human_anchor=today - timedelta(hours=1))
+
+
+def demo(args: argparse.Namespace) -> int:
     _dagster_home()
-    with Sandbox() as sandbox:
+    with demo_sandbox() as sandbox:
         os.environ.update(sandbox.env())
         print(f"sandbox serving every source at {sandbox.url}")
         return _run_ledgers(hours=args.hours, sandbox=sandbox)
@@ -140,7 +153,7 @@ def _run_ledgers(hours: int, sandbox) -> int:
     print(recent.to_string(index=False) if not recent.empty else "  none")
     print("\nsentiment per coin, newest days:")
     print(sentiment.to_string(index=False) if not sentiment.empty else "  none")
-    print(f"\nSee them in the UI: DAGSTER_HOME={os.environ['DAGSTER_HOME']} dg dev")
+    print("\nSee them in the UI: .venv/bin/omc dev   (the sandbox and the web UI on this instance; Ctrl-C stops both)")
     return 0 if candles.success and traded and all(r.success for r in catalysts + others) else 1
 
 
@@ -272,6 +285,103 @@ def sandbox(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+class DevError(Exception):
+    """`omc dev` cannot start: a port taken (naming the option that moves it), no `dg` beside this Python."""
+
+
+def _port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    if port == 0:
+        return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed port's TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _stop_group(process, grace: float) -> None:
+    """SIGTERM to the whole process group (`dg dev` and its webserver, daemon and code servers),
+    SIGKILL to what is left after ``grace`` seconds."""
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # The group may outlive its leader for a moment: make sure nothing of it is left.
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+DEV_GRACE_SECONDS = 20.0
+
+
+def dev(args: argparse.Namespace) -> int:
+    """The sandbox (unless --real) and `dg dev` on the project's instance; Ctrl-C or SIGTERM stops both."""
+    import subprocess
+
+    from omc_pipelines.sandbox import Sandbox
+    from omc_pipelines.sandbox.stack import ROOT
+
+    for port, option in ((args.port, "--port"), (None if args.real else args.sandbox_port, "--sandbox-port")):
+        if port is not None and _port_taken(port):
+            raise DevError(f"port {port} is in use ({option} to choose another)")
+    dg = Path(sys.executable).with_name("dg")
+    if not dg.is_file():
+        raise DevError(f"{dg} not found: install the project (pip install -e .) in this environment")
+    # dg dev runs where the project is (pyproject.toml's [tool.dg]); the instance is the project's.
+    project = ROOT if (ROOT / "pyproject.toml").is_file() and (ROOT / "workspace.yaml").is_file() else Path.cwd()
+    if "DAGSTER_HOME" not in os.environ and (project / "dagster.yaml").is_file() and project != Path.cwd():
+        os.environ["DAGSTER_HOME"] = str(project)
+    _dagster_home()
+    env = dict(os.environ)
+    box = None
+    if not args.real:
+        box = Sandbox(port=args.sandbox_port).start()
+        env.update(box.env())
+
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    process = None
+    try:
+        process = subprocess.Popen([str(dg), "dev", "--port", str(args.port)], cwd=project, env=env,
+                                   start_new_session=True)  # its own group: stopped as a whole, below
+        sources = f"the sandbox at {box.url}" if box else "the real sources"
+        print(f"omc dev: Dagster UI at http://127.0.0.1:{args.port} on {sources}, DAGSTER_HOME={env['DAGSTER_HOME']}",
+              flush=True)
+        print("omc dev: Ctrl-C (or SIGTERM to this process) stops the UI, the daemon and the sandbox", flush=True)
+        while not stop.wait(0.5):
+            if process.poll() is not None:
+                break
+        code = process.poll()
+        if code is None:
+            print("omc dev: stopping...", file=sys.stderr, flush=True)
+            _stop_group(process, DEV_GRACE_SECONDS)
+            return 0
+        print(f"omc dev: dg dev exited with code {code}", file=sys.stderr, flush=True)
+        _stop_group(process, 5.0)  # what it started, if anything is left
+        return code
+    finally:
+        if process is not None and process.poll() is None:
+            _stop_group(process, DEV_GRACE_SECONDS)
+        if box is not None:
+            box.stop()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def db_current(args: argparse.Namespace) -> int:
@@ -547,6 +657,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "that point the pipeline at it (quoted for the shell).")
     p.add_argument("--port", type=_port, default=8765, help="the port to listen on (default 8765; 0: any free one)")
     p.set_defaults(func=sandbox)
+
+    p = command(commands, "dev", "the sandbox and the Dagster UI together; one Ctrl-C stops both",
+                "Start the offline sandbox and `dg dev` (the web UI and the daemon) on the project's instance "
+                "(DAGSTER_HOME), with every source pointed at the sandbox. Ctrl-C or SIGTERM stops both; when "
+                "`dg dev` ends by itself, the sandbox stops too and its exit code is passed on.")
+    p.add_argument("--port", type=_port, default=3000, help="the web UI's port (default 3000)")
+    p.add_argument("--sandbox-port", type=_port, default=8765, help="the sandbox's port (default 8765; 0: any free one)")
+    p.add_argument("--real", action="store_true",
+                   help="no sandbox: the pipeline talks to the sources its OMC_* settings name")
+    p.set_defaults(func=dev)
     return parser
 
 
@@ -559,7 +679,7 @@ def _failure(exc: BaseException) -> str | None:
     from omc_pipelines.db import DatabaseNotMigrated, safe_url
     from omc_pipelines.ledgers.exchange_history import HistoryImportError
 
-    if isinstance(exc, settings.SettingsError | HistoryImportError | DatabaseNotMigrated):
+    if isinstance(exc, settings.SettingsError | HistoryImportError | DatabaseNotMigrated | DevError):
         return str(exc)
     if isinstance(exc, CommandError):  # alembic: an unknown revision, mostly
         return f"migration: {exc} (`omc db history` lists the revisions)"

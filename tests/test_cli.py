@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,18 +23,28 @@ def run(args, cwd, extra_env=None, timeout=240):
                           text=True, timeout=timeout)
 
 
-def within_one_sandbox_hour(seconds: float) -> None:
-    """The sandbox dates its recorded trades from the current UTC hour, so two demos on either
-    side of an hour see different trades (a known sandbox trait, not a ledger fault): start
-    both demos in one hour."""
-    now = datetime.now(timezone.utc)
-    left = 3600 - (now.minute * 60 + now.second)
-    if left < seconds:
-        time.sleep(left + 2)
+def _human_items(box) -> tuple:
+    feeds = {name: feed.render() for name, feed in box.human.feeds.items()}
+    return feeds, box.human.posts, box.human.listings
+
+
+def test_the_demos_human_items_do_not_depend_on_the_hour_it_runs():
+    """The demo's sentiment per UTC day depended on the time of day: the items, anchored at the
+    current hour, straddled midnight differently each hour. The demo's sandbox anchors them to
+    the day: at 00:30 and at 23:30 the same items at the same times, all before today."""
+    from omc_pipelines.cli import demo_sandbox
+
+    early = demo_sandbox(datetime(2031, 3, 4, 0, 30, tzinfo=timezone.utc))
+    late = demo_sandbox(datetime(2031, 3, 4, 23, 30, tzinfo=timezone.utc))
+    assert _human_items(early) == _human_items(late)
+    today = datetime(2031, 3, 4, tzinfo=timezone.utc)
+    assert all(datetime.fromisoformat(p["published_at"].replace("Z", "+00:00")) < today for p in early.human.posts)
+    assert all(c["data"]["created_utc"] < today.timestamp() for ch in early.human.listings.values() for c in ch)
+    # and the trades need no such help: the tape gives a trade one time in every sandbox
 
 
 def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
-    within_one_sandbox_hour(seconds=240)
+    started = datetime.now(timezone.utc)
     first = run(["demo", "--hours", "4"], cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "exchange_market_data: succeeded" in first.stdout
@@ -43,6 +52,7 @@ def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
     # The sandbox's listing became a paper order, with its reason and risk decision.
     assert "signal:   buy demo" in first.stdout and "risk:     accepted: within limits" in first.stdout
     assert "order:    filled (paper): 100.00 AUD" in first.stdout
+    assert "See them in the UI: .venv/bin/omc dev" in first.stdout  # not a bare `dg dev`, which is not on PATH
     database = tmp_path / ".omc" / "omc.db"
     assert database.exists()  # the embedded default, migrated on first use
     engine = get_engine(f"sqlite:///{database}")
@@ -62,9 +72,20 @@ def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
     with engine.connect() as conn:
         after = counts()
         assert conn.execute(sa.text("SELECT count(*) FROM trading_orders")).scalar_one() == 1
-    # Same trades, same candles; snapshots grow only by a new minute's observation.
-    assert after["exchange_trades"] == before["exchange_trades"]
-    assert after["exchange_candles"] == before["exchange_candles"]
+    # Same trades (the second sandbox serves every trade at the time the first did; only when an
+    # hour turned between the two may the tape have moved on to newer ones), same candles;
+    # snapshots grow only by a new minute's observation.
+    same_hour = started.replace(minute=0, second=0, microsecond=0) == datetime.now(timezone.utc).replace(
+        minute=0, second=0, microsecond=0)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT coin, market, side, amount, rate, sold_at FROM exchange_trades")).all()
+    times = {}
+    for coin, market, side, amount, rate, sold_at in rows:
+        times.setdefault((coin, market, side, amount, rate), []).append(sold_at)
+    assert all(len(t) == 1 for t in times.values()), "a trade stored twice, under two times"
+    if same_hour:  # across an hour, the demo's window of candles moves on by one too
+        assert after["exchange_trades"] == before["exchange_trades"]
+        assert after["exchange_candles"] == before["exchange_candles"]
     assert after["exchange_price_snapshots"] in (before["exchange_price_snapshots"], 2 * before["exchange_price_snapshots"])
 
 

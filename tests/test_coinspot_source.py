@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from omc_pipelines.sandbox.coinspot import TAPE_PERIOD
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.coinspot import RECORDINGS
 from omc_pipelines.sources.coinspot import (
@@ -431,14 +432,14 @@ def test_client_completed_orders(sandbox, coinspot, btc_orders):
     assert len(trades) == 48
     assert {t.side for t in trades} == {"buy", "sell"}
     assert all(t.coin == "btc" and t.market == "aud" for t in trades)
-    # Served with times moved as one block: amounts as recorded, spacing kept.
-    assert [t.amount for t in trades[:24]] == [o["amount"] for o in btc_orders["buyorders"]]
-    recorded = [parse_completed_orders(btc_orders, "btc")[i].sold_at for i in (0, 1)]
-    assert trades[0].sold_at - trades[1].sold_at == recorded[0] - recorded[1]
+    # Served from the sandbox's tape: the recorded trades, each at its recorded time plus whole periods.
+    assert sorted(t.amount for t in trades[:24]) == sorted(o["amount"] for o in btc_orders["buyorders"])
+    recorded = {t.amount: t.sold_at for t in parse_completed_orders(btc_orders, "btc")}
+    assert all((t.sold_at - recorded[t.amount]) % TAPE_PERIOD == timedelta(0) for t in trades)
     newest = max(t.sold_at for t in trades)
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    assert newest <= hour  # btc is not the newest recording; all are at or before the anchor
-    assert hour - newest < timedelta(hours=2)
+    assert newest <= hour  # all are at or before the anchor, within a period of it
+    assert hour - min(t.sold_at for t in trades) < TAPE_PERIOD + timedelta(hours=1)
 
 
 @pytest.mark.integration

@@ -6,6 +6,7 @@ Talked to with plain httpx, the way a person or another process would.
 from __future__ import annotations
 
 import json
+import re
 import time
 import tracemalloc
 from datetime import datetime, timedelta, timezone
@@ -15,7 +16,7 @@ import pytest
 
 from omc_pipelines import settings
 from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
-from omc_pipelines.sandbox.coinspot import RECORDINGS, CoinSpotMarket
+from omc_pipelines.sandbox.coinspot import RECORDINGS, TAPE_PERIOD, CoinSpotMarket
 from omc_pipelines.sandbox.human import CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sandbox.server import OVERSIZED_BYTES, unreachable_url, wrong_shape
 
@@ -93,11 +94,12 @@ def test_completed_orders_in_coinspot_shape(client):
     assert body["status"] == "ok"
     assert len(body["buyorders"]) == len(recorded["buyorders"]) == 24
     assert len(body["sellorders"]) == 24
-    for got, want in zip(body["buyorders"] + body["sellorders"], recorded["buyorders"] + recorded["sellorders"]):
-        assert set(got) == {"amount", "rate", "total", "coin", "market", "solddate"}
-        assert {k: got[k] for k in ("amount", "rate", "total", "coin", "market")} == {
-            k: want[k] for k in ("amount", "rate", "total", "coin", "market")
-        }
+    fields = ("amount", "rate", "total", "coin", "market")
+    for side in ("buyorders", "sellorders"):  # the recorded trades, at their times on the tape (newest first)
+        assert sorted(tuple(o[k] for k in fields) for o in body[side]) == sorted(
+            tuple(o[k] for k in fields) for o in recorded[side])
+    for got in body["buyorders"] + body["sellorders"]:
+        assert set(got) == {*fields, "solddate"}
         assert got["solddate"].endswith("Z") and len(got["solddate"]) == len("2026-01-02T03:04:05.000Z")
 
 
@@ -649,38 +651,68 @@ def _all_times(market: CoinSpotMarket) -> dict[str, list[datetime]]:
     }
 
 
-def test_recorded_times_move_so_the_newest_is_at_the_start_of_the_hour():
+def _served(market: CoinSpotMarket) -> set[tuple]:
+    """Every served trade as a ledger row's natural key would see it (time included)."""
+    return {(coin, side, o["amount"], o["rate"], o["solddate"])
+            for coin, book in market.trades.items() for side in ("buyorders", "sellorders") for o in book[side]}
+
+
+def test_recorded_trades_are_served_within_one_tape_period_before_the_start_of_the_hour():
     now = datetime(2031, 3, 4, 5, 47, 12, 345678, tzinfo=timezone.utc)
     market = CoinSpotMarket(now=now)
-    times = _all_times(market)
-    assert max(t for ts in times.values() for t in ts) == datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
-    assert set(times) == {p.stem for p in (RECORDINGS / "orders_completed").glob("*.json")}
-
-
-def test_recorded_times_move_as_one_block():
-    market = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 47, tzinfo=timezone.utc))
+    times = [t for ts in _all_times(market).values() for t in ts]
+    hour = datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
+    assert market.anchor == hour
+    assert all(hour - TAPE_PERIOD < t <= hour for t in times)
+    assert set(_all_times(market)) == {p.stem for p in (RECORDINGS / "orders_completed").glob("*.json")}
+    # Each recorded trade once, at its recorded time plus a whole number of periods.
     moved = _all_times(market)
-    books = {coin: _recorded(f"orders_completed/{coin}.json") for coin in moved}
-    recorded = {coin: [_iso(o["solddate"]) for side in ("buyorders", "sellorders") for o in book[side]] for coin, book in books.items()}
-    shifts = {m - r for coin in moved for m, r in zip(moved[coin], recorded[coin], strict=True)}
-    assert len(shifts) == 1  # every trade moved by the same amount: spacing and order kept
+    for coin, served in moved.items():
+        book = _recorded(f"orders_completed/{coin}.json")
+        recorded = sorted(_iso(o["solddate"]) for side in ("buyorders", "sellorders") for o in book[side])
+        assert len(served) == len(recorded)
+        assert sorted((t - hour) % TAPE_PERIOD for t in served) == sorted((r - hour) % TAPE_PERIOD for r in recorded)
+
+
+def test_a_trade_keeps_its_time_in_every_sandbox_that_serves_it():
+    """The cause of a trade stored twice: two sandboxes (two demos, a demo then `omc dev`) started
+    in different hours serving one recorded trade under two times. On the tape they cannot."""
+    first = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 59, tzinfo=timezone.utc))
+    for later_by in (timedelta(minutes=1), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6, minutes=30)):
+        later = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 59, tzinfo=timezone.utc) + later_by)
+        old, new = _served(first), _served(later)
+        # what the later one serves beyond the first is newer than all the first served: the tape moved on
+        assert all(t[4] > max(o[4] for o in old) for t in new - old)
+        # no recorded trade (coin, side, amount, rate) under two times within a period
+        times = {}
+        for coin, side, amount, rate, sold in old | new:
+            times.setdefault((coin, side, amount, rate), set()).add(_iso(sold))
+        for both in times.values():
+            assert all(abs(a - b) >= TAPE_PERIOD for a in both for b in both if a != b)
+
+
+def test_a_running_sandbox_never_re_dates_its_trades_a_reset_included():
+    with Sandbox() as box:
+        before = _served(box.coinspot)
+        box.coinspot.add_trade("btc", amount=0.1, rate=150000.0)
+        assert len(_served(box.coinspot)) == len(before) + 1  # new trades only when published
+        box.reset()
+        assert _served(box.coinspot) == before
 
 
 def test_recorded_times_are_served_in_coinspots_format():
     market = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 47, tzinfo=timezone.utc))
-    newest = max(
-        (o["solddate"] for book in market.trades.values() for side in book.values() for o in side),
-        key=_iso,
-    )
-    assert newest == "2031-03-04T05:00:00.000Z"
+    solddates = [o["solddate"] for book in market.trades.values() for side in book.values() for o in side]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", d) for d in solddates)
+    for book in market.trades.values():
+        for side in book.values():  # newest first, as CoinSpot lists them
+            assert [o["solddate"] for o in side] == sorted((o["solddate"] for o in side), reverse=True)
 
 
 def test_two_sandboxes_in_the_same_hour_serve_identical_trades():
     early = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 1, tzinfo=timezone.utc))
     late = CoinSpotMarket(now=datetime(2031, 3, 4, 5, 59, 59, tzinfo=timezone.utc))
-    next_hour = CoinSpotMarket(now=datetime(2031, 3, 4, 6, 0, tzinfo=timezone.utc))
     assert early.trades == late.trades
-    assert early.trades != next_hour.trades
 
 
 @pytest.mark.parametrize(
@@ -694,16 +726,18 @@ def test_two_sandboxes_in_the_same_hour_serve_identical_trades():
 def test_the_clock_may_be_in_another_timezone(now):
     market = CoinSpotMarket(now=now)
     # 05:47 UTC either way: the anchor is the start of the UTC hour, not the local one
-    assert max(t for ts in _all_times(market).values() for t in ts) == datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
+    assert market.anchor == datetime(2031, 3, 4, 5, 0, tzinfo=timezone.utc)
+    assert market.trades == CoinSpotMarket(now=datetime(2031, 3, 4, 5, 47, tzinfo=timezone.utc)).trades
 
 
 @pytest.mark.integration
-def test_live_sandbox_newest_trade_is_at_the_start_of_the_current_utc_hour(client):
-    newest = max(
+def test_live_sandbox_serves_recent_trades_none_after_the_start_of_the_current_utc_hour(client):
+    served = [
         _iso(o["solddate"])
         for coin in ("ada", "btc", "doge", "eth", "pepe", "sol", "xrp")
         for side in ("buyorders", "sellorders")
         for o in client.get(f"{API}/orders/completed/{coin}").json()[side]
-    )
+    ]
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    assert newest in {hour, hour - timedelta(hours=1)}  # the latter only if the hour turned since the start
+    assert max(served) <= hour and min(served) > hour - timedelta(hours=1) - TAPE_PERIOD
+    assert max(served) > hour - timedelta(hours=1)  # the newest within the hour before (the tape's gap is 16 min)

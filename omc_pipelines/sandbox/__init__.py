@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from omc_pipelines import settings
 from omc_pipelines.sandbox.coinspot import CoinSpotMarket
 from omc_pipelines.sandbox.coinspot_private import AccountFault, CoinSpotAccount
@@ -22,7 +24,9 @@ __all__ = ["FAULT_KINDS", "AccountFault", "Fault", "Sandbox"]
 
 
 class Sandbox:
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, *, human_anchor: datetime | None = None):
+        """``human_anchor``: where the human sources' newest recorded item goes (the start of its
+        UTC hour); by default the current hour."""
         self.server = SandboxServer(port=port)
         self.coinspot = CoinSpotMarket()
         self.coinspot.install(self.server)
@@ -35,7 +39,7 @@ class Sandbox:
         self.zendesk.install(self.server)
         self.defillama = DefiLlamaSandbox()
         self.defillama.install(self.server)
-        self.human = HumanSandbox()
+        self.human = HumanSandbox(anchor=human_anchor)
         self.human.install(self.server)
         self.server.route("POST", r"/_sandbox/reset", self._reset)
 
@@ -62,7 +66,7 @@ class Sandbox:
         self.server.clear_faults()
         self.server.requests.clear()
         self.server.arrivals.clear()
-        fresh = CoinSpotMarket()
+        fresh = CoinSpotMarket(now=self.coinspot.anchor)  # the same trades at the same times: never re-dated
         self.coinspot.summary, self.coinspot.listed, self.coinspot.trades = fresh.summary, fresh.listed, fresh.trades
         self.coinspot.error_in_200.clear()
         self.coinspot_account.reset()

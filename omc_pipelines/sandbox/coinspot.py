@@ -1,21 +1,29 @@
 """CoinSpot's public API in the sandbox, served from the recorded responses.
 
-Recorded trade times are moved forward as one block so that the newest trade
-falls at the start of the current hour: the data looks live, and two sandboxes
-started in the same hour serve identical trades.
+The recorded trades (about 6 h 45 min of them) are a tape that recurs every
+``TAPE_PERIOD``: a trade recorded at ``t`` happens again at ``t + k * TAPE_PERIOD``
+for every whole ``k``. A sandbox serves, for each recorded trade, its newest
+occurrence at or before the start of the UTC hour it was started in (its anchor,
+kept for its whole life, ``reset`` included). So the trades look live (within the
+last seven hours), a trade has one time in every sandbox that serves it (two
+sandboxes started hours apart never serve one trade under two times: the later
+one serves the same rows plus the tape's newer ones), and a running sandbox serves
+new trades only when told to (``add_trade``, ``POST /_sandbox/coinspot/trades``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from omc_pipelines.sandbox.server import Request, Response, SandboxServer
 
 RECORDINGS = Path(__file__).with_name("recordings") / "coinspot"
+# Longer than the recordings' span (6 h 44 min), so that one period holds each recorded trade once.
+TAPE_PERIOD = timedelta(hours=7)
 
 
 def _iso(when: datetime) -> str:
@@ -24,6 +32,16 @@ def _iso(when: datetime) -> str:
 
 def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def on_tape(recorded: datetime, anchor: datetime) -> datetime:
+    """A recorded trade's newest occurrence on the tape at or before ``anchor``."""
+    return recorded + ((anchor - recorded) // TAPE_PERIOD) * TAPE_PERIOD
+
+
+def hour_anchor(now: datetime | None = None) -> datetime:
+    # The hour is UTC's: a clock in a half-hour zone (India, +05:30) must not anchor at :30.
+    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def _error(status: int, message: str) -> Response:
@@ -43,15 +61,13 @@ class CoinSpotMarket:
             p.stem: json.loads(p.read_text())["prices"] for p in sorted((RECORDINGS / "latest").glob("*.json"))
         }
         books = {p.stem: json.loads(p.read_text()) for p in sorted((RECORDINGS / "orders_completed").glob("*.json"))}
-        newest = max(_parse_iso(o["solddate"]) for b in books.values() for s in ("buyorders", "sellorders") for o in b[s])
-        # The hour is UTC's: a clock in a half-hour zone (India, +05:30) must not anchor at :30.
-        anchor = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        shift = anchor - newest
+        self.anchor = hour_anchor(now)
         # Coins answered with CoinSpot's error in a 200 body, as it does for coins it does not know.
         self.error_in_200: set[str] = set()
         self.trades: dict[str, dict[str, list[dict[str, Any]]]] = {
             coin: {
-                side: [{**o, "solddate": _iso(_parse_iso(o["solddate"]) + shift)} for o in book[side]]
+                side: sorted(({**o, "solddate": _iso(on_tape(_parse_iso(o["solddate"]), self.anchor))}
+                              for o in book[side]), key=lambda o: o["solddate"], reverse=True)
                 for side in ("buyorders", "sellorders")
             }
             for coin, book in books.items()

@@ -222,9 +222,11 @@ class HumanSandbox:
 
     def __init__(self, now: datetime | None = None, *, cryptopanic_token: str = CRYPTOPANIC_TOKEN,
                  reddit_client_id: str = REDDIT_CLIENT_ID, reddit_client_secret: str = REDDIT_CLIENT_SECRET,
-                 page_size: int = PAGE_SIZE):
+                 page_size: int = PAGE_SIZE, anchor: datetime | None = None):
         self._lock = threading.Lock()
         self._now = now
+        # Where the recordings' newest item goes (the start of its UTC hour); None: the current hour.
+        self._anchor_at = anchor
         self.cryptopanic_token = cryptopanic_token
         self.reddit_client_id = reddit_client_id
         self.reddit_client_secret = reddit_client_secret
@@ -239,7 +241,7 @@ class HumanSandbox:
 
     def reset(self) -> None:
         """Back to the recordings; Reddit access approved; no tokens issued."""
-        anchor = _anchor(self.now())
+        anchor = _anchor(self._anchor_at or self.now())
         feeds = {name: _split_feed(_move_feed_dates((RECORDINGS / "feeds" / f"{name}.xml").read_text(), anchor))
                  for name in FEEDS}
         page = json.loads((RECORDINGS / "cryptopanic_posts.json").read_text())

@@ -1,0 +1,157 @@
+"""`omc dev`: the sandbox and `dg dev` together, one Ctrl-C stops both; a taken port is one line;
+the code location's name does not depend on the clone's folder."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from omc_pipelines import cli
+from omc_pipelines.sandbox.stack import EMBEDDED_INSTANCE, ROOT, free_port
+
+OMC = str(Path(sys.executable).with_name("omc"))
+
+
+@pytest.fixture
+def taken_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def _main(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    return exit_.value.code, capsys.readouterr()
+
+
+def test_a_taken_ui_port_is_one_line(taken_port, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_dagster_home", lambda: pytest.fail("nothing may start when a port is taken"))
+    code, out = _main(["dev", "--port", str(taken_port), "--sandbox-port", "0"], capsys)
+    assert code == 1
+    assert out.err == f"omc dev: port {taken_port} is in use (--port to choose another)\n"
+    assert out.out == ""
+
+
+def test_a_taken_sandbox_port_is_one_line(taken_port, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_dagster_home", lambda: pytest.fail("nothing may start when a port is taken"))
+    code, out = _main(["dev", "--port", str(free_port()), "--sandbox-port", str(taken_port)], capsys)
+    assert code == 1
+    assert out.err == f"omc dev: port {taken_port} is in use (--sandbox-port to choose another)\n"
+
+
+def test_real_sources_do_not_need_the_sandbox_port(taken_port, capsys, monkeypatch):
+    # --real starts no sandbox, so its port is not checked; the UI's still is.
+    ui = socket.socket()
+    ui.bind(("127.0.0.1", 0))
+    ui.listen()
+    with ui:
+        code, out = _main(["dev", "--real", "--port", str(ui.getsockname()[1]),
+                           "--sandbox-port", str(taken_port)], capsys)
+    assert code == 1 and "--port to choose another" in out.err and "--sandbox-port" not in out.err
+
+
+def test_dg_exiting_by_itself_stops_the_sandbox_and_passes_its_code_on(tmp_path, monkeypatch, capsys):
+    # A stand-in for dg: exits 3 at once. The sandbox must be stopped and the code passed on.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dg").write_text("#!/bin/sh\nexit 3\n")
+    (fake / "dg").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake / "python"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    sandbox_port = free_port()
+    code, out = _main(["dev", "--port", str(free_port()), "--sandbox-port", str(sandbox_port)], capsys)
+    assert code == 3
+    assert "dg dev exited with code 3" in out.err
+    assert f"the sandbox at http://127.0.0.1:{sandbox_port}" in out.out
+    assert not cli._port_taken(sandbox_port)  # the sandbox is gone
+
+
+def test_the_code_location_name_does_not_depend_on_the_folder(tmp_path):
+    from dagster_dg_core.context import DgContext
+
+    clone = tmp_path / "my-fork-of-omc"
+    clone.mkdir()
+    for name in ("pyproject.toml", "workspace.yaml"):
+        shutil.copy(ROOT / name, clone / name)
+    (clone / "omc_pipelines").mkdir()  # dg wants the root module's folder in the project
+    assert DgContext.for_project_environment(clone, {}).code_location_name == "omc_pipelines"
+    [entry] = yaml.safe_load((clone / "workspace.yaml").read_text())["load_from"]
+    assert entry["python_module"]["location_name"] == "omc_pipelines"
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes in a process group, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_omc_dev_serves_the_ui_and_the_sandbox_and_one_sigint_stops_both(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE.read_text().replace(".omc/dagster", str(tmp_path / "dagster")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMC_")}
+    env.update(DAGSTER_HOME=str(home), OMC_HOME=str(tmp_path / ".omc"))
+    ui_port, sandbox_port = free_port(), free_port()
+    log = tmp_path / "omc-dev.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([OMC, "dev", "--port", str(ui_port), "--sandbox-port", str(sandbox_port)],
+                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{sandbox_port}/pubapi/v2/latest", timeout=5).status_code == 200
+        [dg] = _children(process.pid)
+        assert _group(dg), "dg dev runs in a process group of its own"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert process.wait(timeout=30) == 0, log.read_text()[-4000:]
+        stopped_in = time.monotonic() - started
+        while _group(dg) and time.monotonic() - started < 10:
+            time.sleep(0.2)
+        assert _group(dg) == [], "nothing of dg dev's group is left"
+        assert not cli._port_taken(ui_port) and not cli._port_taken(sandbox_port)
+        assert stopped_in < 25, stopped_in
+        text = log.read_text()
+        assert f"Dagster UI at http://127.0.0.1:{ui_port}" in text and "Ctrl-C" in text
+    finally:
+        if process.poll() is None:
+            process.kill()
