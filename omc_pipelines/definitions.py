@@ -119,7 +119,10 @@ ASSETS = [
 
 def build_defs(config: settings.Settings) -> Definitions:
     return Definitions(
-        assets=freshness.with_policies(partitions.configured(ASSETS, config), config.freshness_minutes),
+        # Each asset's page links to the file and line that defines it (local paths: the
+        # repository has no remote for link_code_references_to_git to point at).
+        assets=dg.with_source_code_references(
+            freshness.with_policies(partitions.configured(ASSETS, config), config.freshness_minutes)),
         asset_checks=checks.ALL,
         jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,
         schedules=schedules.ALL_SCHEDULES,

@@ -39,7 +39,11 @@ def _still_running(context: ScheduleEvaluationContext, job_name: str) -> SkipRea
     """A slow source must not pile minutely runs up behind each other: while one is queued or
     running, the next minutes are skipped (and say so), not queued."""
     unfinished = context.instance.get_runs(RunsFilter(job_name=job_name, statuses=UNFINISHED), limit=1)
-    return SkipReason(f"run {unfinished[0].run_id} of {job_name} has not finished yet") if unfinished else None
+    if not unfinished:
+        return None
+    run = unfinished[0]
+    return SkipReason(f"skipped: run {run.run_id} of {job_name} is still {run.status.value.lower()}; "
+                      "the next tick after it finishes launches again")
 
 
 @schedule(
@@ -61,6 +65,7 @@ def exchange_every_minute(context: ScheduleEvaluationContext) -> RunRequest | Sk
 # Five minutes past each hour, the hour just ended (late trades have arrived by then).
 exchange_hourly_candles_schedule = build_schedule_from_partitioned_job(
     exchange_candles_job,
+    description="Five past each hour: the candles of the hour just ended, from its stored trades and prices.",
     minute_of_hour=5,
     default_status=DefaultScheduleStatus.RUNNING,
 )
@@ -79,7 +84,8 @@ glass_snapshots_job = define_asset_job(
 # DeFiLlama's data moves hourly to daily: once an hour at most. A day's TVL is
 # final some time after UTC midnight; one o'clock leaves it that time.
 glass_chain_tvl_schedule = build_schedule_from_partitioned_job(
-    glass_chain_tvl_job, hour_of_day=1, minute_of_hour=0, default_status=DefaultScheduleStatus.RUNNING,
+    glass_chain_tvl_job, description="Daily at 01:00 UTC: the chains' TVL of the day just ended.",
+    hour_of_day=1, minute_of_hour=0, default_status=DefaultScheduleStatus.RUNNING,
 )
 glass_hourly_snapshots = ScheduleDefinition(
     name="glass_hourly_snapshots", job=glass_snapshots_job, cron_schedule="17 * * * *", execution_timezone="UTC",
@@ -103,7 +109,8 @@ human_every_15_minutes = ScheduleDefinition(
 )
 # The day just ended, once its last items have had twenty minutes to arrive.
 human_daily_sentiment_schedule = build_schedule_from_partitioned_job(
-    human_sentiment_job, hour_of_day=0, minute_of_hour=20, default_status=DefaultScheduleStatus.RUNNING,
+    human_sentiment_job, description="Daily at 00:20 UTC: the per-coin sentiment of the day just ended.",
+    hour_of_day=0, minute_of_hour=20, default_status=DefaultScheduleStatus.RUNNING,
 )
 
 trading_job = define_asset_job(

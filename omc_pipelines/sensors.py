@@ -219,7 +219,8 @@ def _tick(context: SensorEvaluationContext, watch: Watch, cursor: Cursor, now: d
         notes.insert(0, f"{len(new)} new: " + ", ".join(f.id for f in new))
     if cursor.pending:
         notes.append(f"{len(cursor.pending)} event(s) waiting for a successful run")
-    skip = None if requests else ("; ".join(notes) or f"nothing new at {watch.what}")
+    skip = None if requests else ("; ".join(notes) or f"nothing new at {watch.what}: "
+                                  f"{len(found)} event(s) listed since the last read, all seen before")
     return SensorResult(run_requests=requests, cursor=cursor.write(), skip_reason=skip)
 
 

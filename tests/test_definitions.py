@@ -36,7 +36,8 @@ def triggers() -> dict:
 
 def asset_specs() -> dict:
     """Everything about the graph a reviewer should see change: keys, groups, deps,
-    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, freshness, pools, checks."""
+    partitions, backfill policy, automation (conditions, schedules, sensors), kinds, freshness, pools, checks,
+    the table written and its columns, owners, ledger and source tags."""
     graph = defs.resolve_asset_graph()
     triggered_by = triggers()
     specs = {}
@@ -59,6 +60,11 @@ def asset_specs() -> dict:
             "freshness": repr(node.freshness_policy) if node.freshness_policy else None,
             "pools": sorted(node.pools or []),
             "checks": sorted(c.name for c in graph.get_check_keys_for_assets({key})),
+            "table": node.metadata.get("dagster/table_name"),
+            "columns": [c.name for c in node.metadata["dagster/column_schema"].columns]
+            if "dagster/column_schema" in node.metadata else None,
+            "owners": sorted(node.owners),
+            "tags": {k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/")},
         }
     return specs
 

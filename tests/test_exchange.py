@@ -51,7 +51,9 @@ def test_snapshots_cover_the_summary_and_the_watched_coins_it_omits(resources, e
     assert "/pubapi/v2/latest/pepe" in served and "/pubapi/v2/latest/btc" not in served
     metadata = result.asset_materializations_for_node("coinspot_price_snapshots")[0].metadata
     assert metadata["rows"].value == len(stored) and metadata["without_price"].value == 1
-    assert "| coin" in metadata["preview"].value
+    assert metadata["dagster/table_name"].value == "exchange_price_snapshots"
+    assert metadata["dagster/row_count"].value == len(stored)
+    assert [c.name for c in metadata["preview"].schema.columns][:2] == ["coin", "market"]
 
 
 def test_trades_are_stored_once_however_often_they_are_fetched(resources, engine, sandbox):

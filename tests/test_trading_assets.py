@@ -107,7 +107,9 @@ def test_the_kill_switch_refuses_the_next_signal_with_its_reason(paper, sandbox,
     [signal] = table(engine, signals)
     assert signal["decision"] == "refused" and "kill switch on: halted by tests" in signal["decision_reason"]
     assert meta(result, "trading_signals")["kill_switch"].startswith("kill switch on: halted by tests")
-    assert "exchange incident" in meta(result, "trading_signals")["signals"]
+    # The run's signals: a table shown inline on the asset's page, the risk gate's reason in it.
+    [shown] = meta(result, "trading_signals")["signals"].records
+    assert "exchange incident" in shown.data["risk"]
 
 
 def test_a_history_run_places_no_order(paper, sandbox, engine, instance):

@@ -15,7 +15,7 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
-from omc_pipelines.metadata import preview
+from omc_pipelines.metadata import definition, standard
 from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase, SecResource
 from omc_pipelines.sources.announcements import Article, classify
 from omc_pipelines.sources.sec import Filing, filings_of
@@ -144,6 +144,7 @@ def _known_ids(conn: sa.Connection, source: str, ids: list[str]) -> set[str]:
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(CatalystEvent, group=GROUP, source=ANNOUNCEMENTS_SOURCE),
     description="CoinSpot's announcements (Zendesk help centre: API, then HTML list, then a real browser), "
     "classified as listing, delisting, maintenance, trading change or other, with the coins they name.",
 )
@@ -163,16 +164,22 @@ def coinspot_announcements(
     rows = [announcement_event(a, _detected(config, str(a.id), now), now) for a in articles]
     with ledger_db.engine().begin() as conn:
         upsert(conn, CatalystEvent.__table__, rows, EVENT_KEY, update=EVENT_UPDATE)
+        shown = events_shown(conn, ANNOUNCEMENTS_SOURCE, ("external_id", "event_type", "currencies", "title"))
     return MaterializeResult(
         metadata={
             "events": len(rows),
             "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
             "path_used": path,
             "listings": sum(r["event_type"] == "listing" for r in rows),
-            "preview": preview([{k: r[k] for k in ("external_id", "event_type", "currencies", "title", "published_at")}
-                                for r in rows]),
+            **shown,
         }
     )
+
+
+def events_shown(conn: sa.Connection, source: str, columns: tuple[str, ...]) -> dict:
+    """The table both catalyst assets write, this source's rows of it, its newest events."""
+    return standard(conn, CatalystEvent, newest=("published_at", "external_id"),
+                    where=CatalystEvent.source == source, columns=(*columns, "published_at", "detected_at"))
 
 
 def filing_details(client, filing: Filing) -> dict:
@@ -216,6 +223,7 @@ def filing_details(client, filing: Filing) -> dict:
     # One step at a time reads EDGAR, whatever the number of runs: the fair-access limit
     # (10 requests a second) is per user, not per process.
     pool="sec",
+    **definition(CatalystEvent, group=GROUP, source=SEC_SOURCE),
     description="SEC filings (Form 4, 8-K by default) of the tracked companies (Strategy, Coinbase): "
     "8-Ks read for crypto content and bitcoin purchases, Form 4s for insider trades.",
 )
@@ -242,13 +250,13 @@ def sec_filings(context: AssetExecutionContext, config: CatalystRunConfig, ledge
             rows.append(filing_event(filing, filing_details(client, filing), _detected(config, filing.accession_number, now), now))
     with engine.begin() as conn:
         upsert(conn, CatalystEvent.__table__, rows, EVENT_KEY, update=EVENT_UPDATE)
+        shown = events_shown(conn, SEC_SOURCE, ("external_id", "title", "impact_score", "currencies"))
     return MaterializeResult(
         metadata={
             "events": len(rows),
             "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
             "already_recorded": len(known),
-            "preview": preview([{k: r[k] for k in ("external_id", "title", "impact_score", "currencies", "published_at")}
-                                for r in rows]),
+            **shown,
         }
     )
 

@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
-from omc_pipelines.metadata import preview
+from omc_pipelines.metadata import definition, per_partition_counts, standard
 from omc_pipelines.partitions import HOURLY
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
@@ -88,6 +88,7 @@ def trade_rows(trades: list[TradePrint], collected_at: datetime) -> list[dict]:
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(PriceSnapshot, group=GROUP, source="coinspot"),
     description="CoinSpot bid/ask/last per coin and market, one row per observation: "
     "/pubapi/v2/latest plus /latest/{coin} for watched coins (and coins the trading books hold) the summary leaves out.",
 )
@@ -123,6 +124,7 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
     rows = snapshot_rows(quotes, observed_at, collected_at)
     with ledger_db.engine().begin() as conn:
         upsert(conn, PriceSnapshot.__table__, rows, SNAPSHOT_KEY, update=("bid", "ask", "last", "collected_at"))
+        shown = standard(conn, PriceSnapshot, newest=("observed_at", "coin"))
     return MaterializeResult(
         metadata={
             "observed_at": MetadataValue.timestamp(observed_at),
@@ -131,7 +133,7 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
             "without_price": sum(1 for r in rows if r["last"] is None),
             "failed": MetadataValue.json(failed),
             "rejected": MetadataValue.json(rejected),
-            "preview": preview(rows),
+            **shown,
         }
     )
 
@@ -139,6 +141,7 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(Trade, group=GROUP, source="coinspot"),
     description="Completed CoinSpot trades of the watched coins (/pubapi/v2/orders/completed/{coin}), "
     "deduplicated on every field, since CoinSpot gives trades no id.",
 )
@@ -160,6 +163,7 @@ def coinspot_trades(context: AssetExecutionContext, ledger_db: LedgerDatabase, c
     rows = trade_rows(trades, collected_at)
     with ledger_db.engine().begin() as conn:
         new = upsert(conn, Trade.__table__, rows, TRADE_KEY)
+        shown = standard(conn, Trade, newest=("sold_at", "id"))
     return MaterializeResult(
         metadata={
             "collected_at": collected_at.isoformat(),
@@ -168,7 +172,7 @@ def coinspot_trades(context: AssetExecutionContext, ledger_db: LedgerDatabase, c
             "newest_trade": MetadataValue.timestamp(max(r["sold_at"] for r in rows)) if rows else "none",
             "failed": MetadataValue.json(failed),
             "rejected": MetadataValue.json(rejected),
-            "preview": preview(sorted(rows, key=lambda r: r["sold_at"], reverse=True)),
+            **shown,
         }
     )
 
@@ -260,6 +264,7 @@ def build_candles(
     partitions_def=HOURLY,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[coinspot_trades, coinspot_price_snapshots],
+    **definition(Candle, group=GROUP, source="coinspot"),
     description="Hourly OHLCV per coin and market from stored trades (from price snapshots, "
     "without volume, for hours with no trade), aggregated in the database. A run replaces exactly its hours.",
 )
@@ -269,19 +274,27 @@ def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDat
     context.log.info(f"building candles for [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC")
     with ledger_db.engine().begin() as conn:
         counts = build_candles(conn, start, end, datetime.now(timezone.utc), progress=context.log.info)
-        sample = conn.execute(
-            sa.select(Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
-                      Candle.close, Candle.volume, Candle.trade_count, Candle.source)
-            .where(Candle.hour_start >= start, Candle.hour_start < end)
-            .order_by(Candle.hour_start.desc(), Candle.coin)
-            .limit(10)
-        ).mappings().all()
+        in_window = sa.and_(Candle.hour_start >= start, Candle.hour_start < end)
+        shown = standard(conn, Candle, newest=("hour_start", "coin"), where=in_window,
+                         columns=("coin", "market", "hour_start", "open", "high", "low", "close", "volume",
+                                  "trade_count", "source"))
+        if len(context.partition_keys) > 1:
+            per_partition_counts(context, candles_per_hour(conn, start, end))
     return MaterializeResult(
         metadata={
             "window_start": MetadataValue.timestamp(start),
             "window_end": MetadataValue.timestamp(end),
             "candles": counts["from_trades"] + counts["from_snapshots"],
             **counts,
-            "preview": preview([dict(row) for row in sample]),
+            **shown,
         }
     )
+
+
+def candles_per_hour(conn: sa.Connection, start: datetime, end: datetime) -> dict[str, int]:
+    """Candles per hourly partition key of [start, end), in one query."""
+    found = conn.execute(
+        sa.select(Candle.hour_start, sa.func.count()).where(Candle.hour_start >= start, Candle.hour_start < end)
+        .group_by(Candle.hour_start)
+    ).all()
+    return {hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:%M"): n for hour, n in found}

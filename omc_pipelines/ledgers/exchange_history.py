@@ -27,6 +27,7 @@ from pydantic import Field
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import ImportedCandle
+from omc_pipelines.metadata import definition
 from omc_pipelines.resources import HistoryFilesResource, LedgerDatabase
 from omc_pipelines.sources.ohlcv_files import (
     MAX_BAD_SHARE, TIMEFRAMES, VALUES, OhlcvFile, OhlcvFileError, check_symbol, format_number, is_supported,
@@ -270,6 +271,7 @@ class HistoryImportConfig(Config):
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(ImportedCandle, group=GROUP, source="files"),
     description="OHLCV history imported from files (freqtrade JSON, freqtrade or ccxt CSV, gzipped too), kept "
     "apart from the candles built from CoinSpot's trades. Run by hand with run config: source (required), paths "
     "(default OMC_HISTORY_DIR), optional coin, market, timeframe. Bad rows are rejected with their line and reason; "

@@ -30,7 +30,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeR
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
-from omc_pipelines.metadata import preview
+from omc_pipelines.metadata import definition, per_partition_counts, standard
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import DefiLlamaResource, LedgerDatabase
 from omc_pipelines.sources import defillama as llama
@@ -101,6 +101,7 @@ def _stored_days(engine: sa.Engine, chains: list[str], first: date, end: date) -
     kinds={"sql"},
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
+    **definition(ChainTvl, group=GROUP, source=SOURCE),
     description="Daily TVL per configured chain (OMC_DEFILLAMA_CHAINS) from /v2/historicalChainTvl; "
     "a backfill of any range is one run, one request per chain. Days are updated, never deleted; a chain "
     "that fails is skipped and listed in failed_chains, and the run fails only when every chain does.",
@@ -135,11 +136,16 @@ def defillama_chain_tvl(context: AssetExecutionContext, ledger_db: LedgerDatabas
         )
     with engine.begin() as conn:
         upsert(conn, ChainTvl.__table__, rows, ("chain", "day"), update=("tvl_usd", "collected_at"))
+        in_window = sa.and_(ChainTvl.day >= first, ChainTvl.day < end)
+        shown = standard(conn, ChainTvl, newest=("day", "chain"), where=in_window)
+        if len(context.partition_keys) > 1:
+            found = conn.execute(sa.select(ChainTvl.day, sa.func.count()).where(in_window).group_by(ChainTvl.day)).all()
+            per_partition_counts(context, {day.isoformat(): n for day, n in found})
     return MaterializeResult(metadata={
         "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
         "days": (end - first).days, "rows": len(rows), "failed_chains": MetadataValue.json(failed),
         "rejected": MetadataValue.json(rejected),
-        "preview": preview(sorted(rows, key=lambda r: (r["day"], r["chain"]), reverse=True)),
+        **shown,
     })
 
 
@@ -150,6 +156,7 @@ def _today() -> date:
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(ProtocolSnapshot, group=GROUP, source=SOURCE),
     description="Today's TVL, category and chains of the configured protocols (OMC_DEFILLAMA_PROTOCOLS) "
     "plus the top N by TVL (OMC_DEFILLAMA_TOP_PROTOCOLS). An empty answer or selection fails the run; "
     "a protocol with a negative TVL or market cap is rejected and listed in rejected.",
@@ -167,19 +174,22 @@ def defillama_protocols(context: AssetExecutionContext, ledger_db: LedgerDatabas
     ]
     with ledger_db.engine().begin() as conn:
         _replace(conn, ProtocolSnapshot, rows, ("slug", "as_of"), ProtocolSnapshot.as_of == today)
+        shown = standard(conn, ProtocolSnapshot, newest=("as_of", "tvl_usd"),
+                         columns=("slug", "as_of", "category", "tvl_usd", "change_1d", "mcap"))
     # A configured slug may name a parent ("aave") whose versions ("aave-v3") were chosen.
     missing = sorted(set(defillama.protocols) - {name for p in chosen for name in (p.slug, p.parent) if name})
     return MaterializeResult(metadata={
         "collected_at": now.isoformat(),  # what the checks judge: the rows of this run
         "as_of": str(today), "protocols": len(rows), "not_found": MetadataValue.json(missing),
         "rejected": MetadataValue.json(rejected),
-        "preview": preview([{k: r[k] for k in ("slug", "category", "tvl_usd", "change_1d")} for r in rows]),
+        **shown,
     })
 
 
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(ProtocolFees, group=GROUP, source=SOURCE),
     description="Today's fees and revenue per protocol (/overview/fees, dataType dailyFees and dailyRevenue). "
     "An empty answer fails the run; a protocol with a negative total is rejected and listed in rejected.",
 )
@@ -198,16 +208,18 @@ def defillama_fees(context: AssetExecutionContext, ledger_db: LedgerDatabase,
             ]
     with ledger_db.engine().begin() as conn:
         _replace(conn, ProtocolFees, rows, ("slug", "data_type", "as_of"), ProtocolFees.as_of == today)
+        shown = standard(conn, ProtocolFees, newest=("as_of", "total_24h"),
+                         columns=("slug", "data_type", "as_of", "total_24h", "total_7d", "total_30d"))
     return MaterializeResult(metadata={
         "as_of": str(today), "rows": len(rows), "rejected": MetadataValue.json(rejected),
-        "preview": preview(sorted(({k: r[k] for k in ("slug", "data_type", "total_24h")} for r in rows),
-                                  key=lambda r: -(r["total_24h"] or 0))),
+        **shown,
     })
 
 
 @asset(
     group_name=GROUP,
     kinds={"sql"},
+    **definition(StablecoinSupply, group=GROUP, source=SOURCE),
     description="Today's circulating supply per stablecoin (stablecoins.llama.fi). An empty answer fails the run; "
     "a stablecoin with a negative supply or price is rejected and listed in rejected.",
 )
@@ -223,10 +235,11 @@ def defillama_stablecoins(context: AssetExecutionContext, ledger_db: LedgerDatab
     ]
     with ledger_db.engine().begin() as conn:
         _replace(conn, StablecoinSupply, rows, ("stablecoin_id", "as_of"), StablecoinSupply.as_of == today)
+        shown = standard(conn, StablecoinSupply, newest=("as_of", "circulating"),
+                         columns=("symbol", "name", "as_of", "circulating", "price", "peg_type"))
     return MaterializeResult(metadata={
         "as_of": str(today), "stablecoins": len(rows), "rejected": MetadataValue.json(rejected),
-        "preview": preview(sorted(({k: r[k] for k in ("symbol", "circulating", "price")} for r in rows),
-                                  key=lambda r: -(r["circulating"] or 0))),
+        **shown,
     })
 
 

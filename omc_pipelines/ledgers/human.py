@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, Me
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
-from omc_pipelines.metadata import preview
+from omc_pipelines.metadata import definition, per_partition_counts, standard
 from omc_pipelines.partitions import DAILY
 from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
 from omc_pipelines.sources.human import NotConfigured
@@ -38,23 +38,32 @@ def item_rows(items, collected_at: datetime) -> list[dict]:
     ]
 
 
-def _store(ledger_db: LedgerDatabase, items, extra: dict) -> MaterializeResult:
+# Each asset's rows of human_items: news items are "news:<feed>".
+SOURCES = {"news_items": HumanItem.source.like("news:%"), "cryptopanic_posts": HumanItem.source == "cryptopanic",
+           "reddit_posts": HumanItem.source == "reddit"}
+
+
+def _shown(conn: sa.Connection, asset_name: str) -> dict:
+    return standard(conn, HumanItem, newest=("published_at", "id"), where=SOURCES[asset_name],
+                    columns=("source", "published_at", "sentiment", "currencies", "title"))
+
+
+def _store(context: AssetExecutionContext, ledger_db: LedgerDatabase, items, extra: dict) -> MaterializeResult:
     rows = item_rows(items, datetime.now(timezone.utc))
     with ledger_db.engine().begin() as conn:
         upsert(conn, HumanItem.__table__, rows, ITEM_KEY, update=ITEM_UPDATE)
-    return MaterializeResult(metadata={
-        "status": "ok", "items": len(rows), **extra,
-        "preview": preview([{"source": r["source"], "sentiment": round(r["sentiment"], 3), "currencies": r["currencies"],
-                             "title": r["title"][:80]} for r in rows]),
-    })
+        shown = _shown(conn, context.asset_key.path[-1])
+    return MaterializeResult(metadata={"status": "ok", "items": len(rows), **extra, **shown})
 
 
-def _not_configured(context: AssetExecutionContext, exc: NotConfigured) -> MaterializeResult:
+def _not_configured(context: AssetExecutionContext, ledger_db: LedgerDatabase, exc: NotConfigured) -> MaterializeResult:
     context.log.warning(str(exc))
-    return MaterializeResult(metadata={"status": NOT_CONFIGURED, "how_to_configure": str(exc), "items": 0})
+    with ledger_db.engine().connect() as conn:
+        shown = _shown(conn, context.asset_key.path[-1])
+    return MaterializeResult(metadata={"status": NOT_CONFIGURED, "how_to_configure": str(exc), "items": 0, **shown})
 
 
-@asset(group_name=GROUP, kinds={"sql"},
+@asset(group_name=GROUP, kinds={"sql"}, **definition(HumanItem, group=GROUP, source="news"),
        description="Entries of the news sites' RSS feeds (OMC_NEWS_FEEDS), keyed by link (else guid), with "
        "sentiment; entries left out (no link or guid, repeated) are counted per feed in dropped_entries.")
 def news_items(context: AssetExecutionContext, ledger_db: LedgerDatabase, news: NewsFeedsResource) -> MaterializeResult:
@@ -68,30 +77,30 @@ def news_items(context: AssetExecutionContext, ledger_db: LedgerDatabase, news: 
         context.log.warning(f"feed {feed}: entries left out: {reasons}")
     if errors and not items:
         raise RuntimeError(f"every news feed failed: {'; '.join(f'{f}: {e}' for f, e in errors.items())}")
-    return _store(ledger_db, items, {"failed_feeds": MetadataValue.json({f: str(e) for f, e in errors.items()}),
+    return _store(context, ledger_db, items, {"failed_feeds": MetadataValue.json({f: str(e) for f, e in errors.items()}),
                                      "dropped_entries": MetadataValue.json(fetched.dropped)})
 
 
-@asset(group_name=GROUP, kinds={"sql"},
+@asset(group_name=GROUP, kinds={"sql"}, **definition(HumanItem, group=GROUP, source="cryptopanic"),
        description="CryptoPanic posts with their votes and currencies (needs OMC_CRYPTOPANIC_TOKEN).")
 def cryptopanic_posts(context: AssetExecutionContext, ledger_db: LedgerDatabase, cryptopanic: CryptoPanicResource) -> MaterializeResult:
     try:
         with cryptopanic.client() as client:
             items = client.posts()
     except NotConfigured as exc:
-        return _not_configured(context, exc)
-    return _store(ledger_db, items, {})
+        return _not_configured(context, ledger_db, exc)
+    return _store(context, ledger_db, items, {})
 
 
-@asset(group_name=GROUP, kinds={"sql"},
+@asset(group_name=GROUP, kinds={"sql"}, **definition(HumanItem, group=GROUP, source="reddit"),
        description="New posts of the configured subreddits (needs OMC_REDDIT_CLIENT_ID and OMC_REDDIT_CLIENT_SECRET).")
 def reddit_posts(context: AssetExecutionContext, ledger_db: LedgerDatabase, reddit: RedditResource) -> MaterializeResult:
     try:
         with reddit.client() as client:
             items = [post for subreddit in reddit.subreddits for post in client.new_posts(subreddit)]
     except NotConfigured as exc:
-        return _not_configured(context, exc)
-    return _store(ledger_db, items, {"subreddits": MetadataValue.json(list(reddit.subreddits))})
+        return _not_configured(context, ledger_db, exc)
+    return _store(context, ledger_db, items, {"subreddits": MetadataValue.json(list(reddit.subreddits))})
 
 
 def daily_sentiment(items):
@@ -118,6 +127,7 @@ def daily_sentiment(items):
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[news_items, cryptopanic_posts, reddit_posts],
+    **definition(CoinSentimentDaily, group=GROUP, source="human_items"),
     description="Per coin per UTC day: items, mean and engagement-weighted sentiment, share positive and "
     "negative. What the trading side reads.",
 )
@@ -138,10 +148,12 @@ def coin_sentiment_daily(context: AssetExecutionContext, ledger_db: LedgerDataba
         c = CoinSentimentDaily
         conn.execute(sa.delete(c).where(c.day >= start.date(), c.day < end.date()))
         upsert(conn, c.__table__, rows, ("coin", "day"))
-    return MaterializeResult(metadata={
-        "items": len(items), "coin_days": len(rows),
-        "preview": preview(aggregate.sort_values("items", ascending=False) if not aggregate.empty else []),
-    })
+        in_window = sa.and_(c.day >= start.date(), c.day < end.date())
+        shown = standard(conn, c, newest=("day", "items"), where=in_window)
+        if len(context.partition_keys) > 1:
+            found = conn.execute(sa.select(c.day, sa.func.count()).where(in_window).group_by(c.day)).all()
+            per_partition_counts(context, {day.isoformat(): n for day, n in found})
+    return MaterializeResult(metadata={"items": len(items), "coin_days": len(rows), **shown})
 
 
 ASSETS = [news_items, cryptopanic_posts, reddit_posts, coin_sentiment_daily]

@@ -20,6 +20,7 @@ import dagster as dg
 
 from omc_pipelines.db.models import Backtest, EventReturn
 from omc_pipelines.ledgers import catalyst, exchange, exchange_history
+from omc_pipelines.metadata import definition, newest_rows, preview
 from omc_pipelines.research.backtest import BacktestRun, run_backtest, store
 from omc_pipelines.research.event_study import HORIZONS, Study, StudyError, run_study
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase, TradingResource
@@ -47,6 +48,11 @@ def _moment(text: str | None, name: str, end_of_day: bool = False) -> datetime |
         return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
     moment = datetime.combine(day, time(0), tzinfo=timezone.utc)
     return moment + timedelta(days=1) - timedelta(microseconds=1) if end_of_day else moment
+
+
+def _newest(ledger_db: LedgerDatabase, model, newest, columns) -> dg.MetadataValue:
+    with ledger_db.engine().connect() as conn:
+        return preview(newest_rows(conn, model, newest, columns=columns), columns=columns)
 
 
 # --- the event study ---------------------------------------------------------------------------
@@ -132,6 +138,7 @@ def chart_markdown(study: Study) -> str:
     group_name=GROUP,
     kinds={"pandas", "sql"},
     deps=INPUTS,
+    **definition(EventReturn, group=GROUP, source="ledgers"),
     description="The catalyst event study: each event's coins' return and abnormal return (vs BTC or a basket of "
     "the watched coins) 5 min, 1 h, 4 h and 24 h after detection and publication, from prices as observed (never "
     "interpolated); the mean per event type with a bootstrap confidence interval. Replaces research_event_returns "
@@ -171,6 +178,9 @@ def research_event_study(context: dg.AssetExecutionContext, config: EventStudyCo
         "chart": dg.MetadataValue.md(chart_markdown(study)),
         "dagster/row_count": len(study.rows),
         "dagster/table_name": TABLE,
+        "preview": _newest(ledger_db, EventReturn, ("anchor_at", "id"),
+                           ("event_type", "coin", "anchor", "anchor_at", "horizon", "coin_return", "abnormal_return",
+                            "reason")),
     })
 
 
@@ -265,6 +275,7 @@ def spread_table(run: BacktestRun) -> str:
 @dg.asset(
     group_name=GROUP, kinds={"sql"},
     deps=INPUTS,
+    **definition(Backtest, group=GROUP, source="ledgers"),
     description="The stored catalyst events replayed through the trading core (the live strategy, risk gate and "
     "paper broker, on a simulated clock) at the Exchange ledger's prices, entering at detection + latency, for "
     "each variant of the run config's sweep, against a baseline of the same coins bought at random moments. "
@@ -300,6 +311,8 @@ def research_backtest(context: dg.AssetExecutionContext, config: BacktestRunConf
         "trade_rows": trade_rows,
         "dagster/row_count": rows,
         "dagster/table_name": Backtest.__tablename__,
+        "preview": _newest(ledger_db, Backtest, ("computed_at", "id"),
+                           ("variant", "kind", "events", "trades", "pnl_aud", "total_return_pct", "max_drawdown_pct")),
     })
 
 

@@ -17,11 +17,12 @@ from decimal import Decimal
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.ledgers import catalyst, exchange
-from omc_pipelines.metadata import preview
+from omc_pipelines.metadata import definition, preview, standard
 from omc_pipelines.partitions import DAILY_OPEN
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase, TradingResource
 from omc_pipelines.trading_bridge import LedgerQuotes, latest_prices, recent_catalysts
 from omc_trading.config import ModeDecision
+from omc_trading import tables
 from omc_trading.money import aud
 from omc_trading.trader import Trader
 
@@ -72,6 +73,11 @@ def session(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: 
                 close()
 
 
+def _shown(ledger_db: LedgerDatabase, table, newest, columns=None, where=None) -> dict:
+    with ledger_db.engine().connect() as conn:
+        return standard(conn, table, newest=newest, where=where, columns=columns)
+
+
 def _signal_rows(signals) -> list[dict]:
     return [{"coin": s.coin or "-", "action": s.action, "decision": s.decision, "why": s.reason,
              "risk": s.decision_reason, "aud": s.aud_amount, "coins": s.coin_amount} for s in signals]
@@ -84,7 +90,7 @@ def _order_rows(results) -> list[dict]:
 
 
 @asset(
-    group_name=GROUP, kinds={"sql"}, pool=POOL,
+    group_name=GROUP, kinds={"sql"}, pool=POOL, **definition(tables.signals, group=GROUP, source="catalyst_events"),
     deps=[catalyst.coinspot_announcements, catalyst.sec_filings, exchange.coinspot_price_snapshots],
     description="Settles orders of unknown outcome first (reconciliation), then turns new catalyst events into "
     "signals (a listing buys OMC_TRADE_AUD of each listed coin, a delisting sells the position) and open positions "
@@ -114,11 +120,14 @@ def trading_signals(context: AssetExecutionContext, ledger_db: LedgerDatabase, t
         "informational": sum(x.decision == "informational" for x in new),
         "reconciled": preview(_order_rows(reconciled)),
         "signals": preview(_signal_rows(new), limit=50),
+        **_shown(ledger_db, tables.signals, ("created_at", "id"),
+                 ("mode", "strategy", "action", "coin", "aud_amount", "decision", "decision_reason", "created_at")),
     })
 
 
 @asset(
     group_name=GROUP, kinds={"sql"}, pool=POOL, deps=[trading_signals],
+    **definition(tables.orders, group=GROUP, source="coinspot"),
     description="Sends every order intent once: the intent is recorded before anything is sent, an order whose "
     "answer was lost is marked unknown and settled by reconciliation, never sent again.",
 )
@@ -136,11 +145,14 @@ def trading_orders(context: AssetExecutionContext, ledger_db: LedgerDatabase, tr
         "not_filled": sum(o.state in ("rejected", "missed") for o in sent),
         "unknown": sum(o.state == "unknown" for o in sent),
         "orders": preview(_order_rows(sent), limit=50),
+        **_shown(ledger_db, tables.orders, ("requested_at", "id"),
+                 ("mode", "coin", "side", "state", "aud_total", "coin_amount", "rate", "fee_aud", "requested_at")),
     })
 
 
 @asset(
     group_name=GROUP, kinds={"sql"}, deps=[trading_orders, exchange.coinspot_price_snapshots],
+    **definition(tables.positions, group=GROUP, source="trading_lots"),
     description="Open positions per book (paper, live) from the FIFO lots, valued at the Exchange ledger's newest bid.",
 )
 def trading_positions(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
@@ -154,14 +166,15 @@ def trading_positions(context: AssetExecutionContext, ledger_db: LedgerDatabase,
         "positions": len(held),
         "cost_aud": str(aud(sum((p.cost_aud for p in held), start=Decimal(0)))),
         "unrealized_pnl_aud": str(aud(sum((p.unrealized_pnl_aud or Decimal(0) for p in held), start=Decimal(0)))),
-        "preview": preview([{"coin": p.coin, "coins": p.coin_amount, "cost_aud": p.cost_aud, "average_rate": p.average_rate,
-                             "bid": p.last_rate, "value_aud": p.market_value_aud, "unrealized": p.unrealized_pnl_aud,
-                             "realized": p.realized_pnl_aud, "since": p.opened_at} for p in held]),
+        **_shown(ledger_db, tables.positions, ("updated_at", "id"),
+                 ("mode", "coin", "coin_amount", "cost_aud", "average_rate", "last_rate", "market_value_aud",
+                  "unrealized_pnl_aud", "realized_pnl_aud", "opened_at")),
     })
 
 
 @asset(
     group_name=GROUP, kinds={"sql"}, deps=[trading_positions], partitions_def=DAILY_OPEN,
+    **definition(tables.pnl_daily, group=GROUP, source="trading_lots"),
     description="Per book and UTC day: realized P&L (fees included), unrealized at the newest prices, fees, AUD "
     "spent and orders filled. Today's partition is refreshed by the minutely trading job.",
 )
@@ -180,6 +193,7 @@ def trading_pnl_daily(context: AssetExecutionContext, ledger_db: LedgerDatabase,
         "fees_aud": str(aud(pnl.fees_aud)),
         "spent_aud": str(aud(pnl.spent_aud)),
         "orders_filled": pnl.orders_filled,
+        **_shown(ledger_db, tables.pnl_daily, ("day", "mode"), where=tables.pnl_daily.c.day == day),
     })
 
 
