@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from omc_pipelines import cli
 from omc_pipelines.db import get_engine
 from omc_pipelines.db.engine import current_revision, head_revision
 
@@ -98,16 +99,30 @@ def test_db_upgrade_migrates_the_configured_database(postgres_database, tmp_path
     assert current_revision(get_engine(postgres_database)) == head_revision()
 
 
-def test_the_kill_switch_from_the_command_line(tmp_path):
-    halted = run(["trading", "halt", "--reason", "exchange incident"], cwd=tmp_path)
-    assert halted.returncode == 0, halted.stderr
-    status = run(["trading", "status"], cwd=tmp_path)
-    assert status.returncode == 0 and "kill switch on: halted by" in status.stdout and "exchange incident" in status.stdout
-    assert "mode: paper" in status.stdout
-    live = run(["trading", "status"], cwd=tmp_path, extra_env={"OMC_TRADING_MODE": "live"})
-    assert "live requested but OMC_TRADING_LIVE_CONFIRM is not yes" in live.stdout
-    forced = run(["trading", "resume"], cwd=tmp_path, extra_env={"OMC_KILL_SWITCH": "on"})
-    assert "OMC_KILL_SWITCH=on still refuses every order" in forced.stdout
-    assert "kill switch off: trading" in run(["trading", "status"], cwd=tmp_path).stdout
-    missing = run(["trading", "halt"], cwd=tmp_path)
-    assert missing.returncode == 2 and "--reason" in missing.stderr
+def test_the_kill_switch_from_the_command_line(tmp_path, monkeypatch, capsys):
+    # In process (the command as a subprocess is tested in test_cli_commands.py): each call reads
+    # the settings and the database anew, as a separate `omc` would.
+    monkeypatch.chdir(tmp_path)
+    for name in ("DAGSTER_HOME", "OMC_DATABASE_URL", "OMC_HOME", "OMC_TRADING_MODE", "OMC_KILL_SWITCH"):
+        monkeypatch.delenv(name, raising=False)
+
+    def omc(*args, **env):
+        with monkeypatch.context() as scoped:
+            for name, value in env.items():
+                scoped.setenv(name, value)
+            with pytest.raises(SystemExit) as done:
+                cli.main(list(args))
+        out, err = capsys.readouterr()
+        return done.value.code, out, err
+
+    assert omc("trading", "halt", "--reason", "exchange incident")[0] == 0
+    code, status, _ = omc("trading", "status")
+    assert code == 0 and "kill switch on: halted by" in status and "exchange incident" in status
+    assert "mode: paper" in status
+    live = omc("trading", "status", OMC_TRADING_MODE="live")[1]
+    assert "live requested but OMC_TRADING_LIVE_CONFIRM is not yes" in live
+    forced = omc("trading", "resume", OMC_KILL_SWITCH="on")[1]
+    assert "OMC_KILL_SWITCH=on still refuses every order" in forced
+    assert "kill switch off: trading" in omc("trading", "status")[1]
+    code, _, err = omc("trading", "halt")
+    assert code == 2 and "--reason" in err

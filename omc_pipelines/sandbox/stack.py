@@ -61,10 +61,11 @@ def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, insta
                 time.sleep(0.5)
             yield url
         finally:
-            # dg dev ignores signals unless its whole group gets them.
+            # dg dev ignores signals unless its whole group gets them. A stack for tests and
+            # benchmarks has nothing to shut down gracefully: a few seconds, then SIGKILL.
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=8)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
