@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db import upsert
+from omc_pipelines.ledgers import keep_valid
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
 from omc_pipelines.metadata import definition, per_partition_counts, standard
 from omc_pipelines.partitions import HOURLY
@@ -54,19 +55,6 @@ def trade_problem(trade: TradePrint) -> str | None:
     bad = [f"{name}={value}" for name, value in (("amount", trade.amount), ("rate", trade.rate), ("total", trade.total))
            if value <= 0]
     return f"{trade.coin}/{trade.market} {trade.side} at {trade.sold_at:%Y-%m-%d %H:%M:%S}: {', '.join(bad)}" if bad else None
-
-
-def _keep_valid(items: list, problem, context: AssetExecutionContext) -> tuple[list, list[str]]:
-    """The items worth storing, and why the others were rejected (logged; shown as metadata)."""
-    kept, rejected = [], []
-    for item in items:
-        reason = problem(item)
-        if reason:
-            rejected.append(reason)
-            context.log.warning(f"rejected, not stored: {reason}")
-        else:
-            kept.append(item)
-    return kept, rejected
 
 
 def snapshot_rows(quotes: list[PriceQuote], observed_at: datetime, collected_at: datetime) -> list[dict]:
@@ -117,7 +105,7 @@ def coinspot_price_snapshots(context: AssetExecutionContext, ledger_db: LedgerDa
                 # One coin that fails (unknown to CoinSpot, a 5xx, a timeout) must not stop the others.
                 context.log.warning(f"skipping {coin}: {exc}")
                 failed[coin] = str(exc)
-    quotes, rejected = _keep_valid(quotes, price_problem, context)
+    quotes, rejected = keep_valid(quotes, price_problem, context)
     if not quotes:
         raise _all_failed("price", failed or {"all": "; ".join(rejected)})
     collected_at = datetime.now(timezone.utc)
@@ -158,7 +146,7 @@ def coinspot_trades(context: AssetExecutionContext, ledger_db: LedgerDatabase, c
                 failed[coin] = str(exc)
     if len(failed) == len(coinspot.watchlist):
         raise _all_failed("trades", failed)
-    trades, rejected = _keep_valid(trades, trade_problem, context)
+    trades, rejected = keep_valid(trades, trade_problem, context)
     collected_at = datetime.now(timezone.utc)
     rows = trade_rows(trades, collected_at)
     with ledger_db.engine().begin() as conn:

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
 
 from omc_pipelines.db import upsert
+from omc_pipelines.ledgers import keep_valid
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
 from omc_pipelines.metadata import definition, per_partition_counts, standard
 from omc_pipelines.partitions import DAILY
@@ -66,14 +67,7 @@ def stablecoin_problem(coin: llama.Stablecoin) -> str | None:
 def _facts(context: AssetExecutionContext, items: list, problem: Callable, url: str) -> tuple[list, list[str]]:
     """The items worth storing, and why the others were rejected (logged; shown as metadata).
     An answer of which every item is rejected says nothing, like an empty one: the source's error."""
-    kept, rejected = [], []
-    for item in items:
-        reason = problem(item)
-        if reason:
-            rejected.append(reason)
-            context.log.warning(f"rejected, not stored: {reason}")
-        else:
-            kept.append(item)
+    kept, rejected = keep_valid(items, problem, context)
     if rejected and not kept:
         raise SourcePayloadError(SOURCE, url, f"all {len(rejected)} items were rejected, e.g. {rejected[0]}")
     return kept, rejected
