@@ -575,12 +575,13 @@ def test_the_asset_imports_the_history_folder_and_says_what_it_did(database_url,
     assert metadata["refused"] == {}
     assert metadata["time_range"] == {"btc/aud 1d": "2024-01-01 00:00 .. 2024-01-30 00:00 UTC",
                                       "pepe/aud 1h": "2024-01-01 00:00 .. 2024-01-13 11:00 UTC"}
-    [pepe_line] = [line for line in metadata["files"].splitlines() if "PEPE_AUD-1h.json" in line]
-    assert [cell.strip() for cell in pepe_line.split("|")[1:9]] == ["PEPE_AUD-1h.json", "pepe/aud 1h", "300", "299",
-                                                                    "299", "0", "1", "2024-01-01 00:00"]
-    preview = metadata["preview"]
-    assert "0.0000125" in preview and "5000000000" in preview and "e-0" not in preview and "e+0" not in preview
-    shown = [[cell.strip() for cell in line.split("|")[1:5]] for line in preview.splitlines()[2:]]
+    [pepe_line] = [r.data for r in metadata["files"].records if r.data["file"] == "PEPE_AUD-1h.json"]
+    assert [pepe_line[k] for k in ("file", "series", "read", "imported", "new", "updated", "rejected", "from")] == [
+        "PEPE_AUD-1h.json", "pepe/aud 1h", "300", "299", "299", "0", "1", "2024-01-01 00:00"]
+    preview = [r.data for r in metadata["preview"].records]
+    cells = " ".join(str(v) for row in preview for v in row.values())
+    assert "0.0000125" in cells and "5000000000" in cells and "e-0" not in cells and "e+0" not in cells
+    shown = [[row[k] for k in ("coin", "market", "timeframe", "open_time")] for row in preview]
     assert shown == [["btc", "aud", "1d", f"2024-01-{day} 00:00"] for day in (30, 29, 28, 27, 26)] + \
         [["pepe", "aud", "1h", f"2024-01-13 {hour:02d}:00"] for hour in (11, 10, 9, 8, 7)]
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import ImportedCandle
-from omc_pipelines.metadata import definition
+from omc_pipelines.metadata import count, definition, preview
 from omc_pipelines.resources import HistoryFilesResource, LedgerDatabase
 from omc_pipelines.sources.ohlcv_files import (
     MAX_BAD_SHARE, TIMEFRAMES, VALUES, OhlcvFile, OhlcvFileError, check_symbol, format_number, is_supported,
@@ -308,11 +308,11 @@ def _metadata(engine: sa.Engine, report: ImportReport) -> dict:
         first, last = ranges.get(f.series, (f.first, f.last))
         ranges[f.series] = (min(first, f.first), max(last, f.last))
     with engine.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(TABLE)).scalar_one()
+        total = count(conn, TABLE)
         newest = _newest(conn, report.source, imported)
     return {
         "source": report.source,
-        "files": MetadataValue.md(_markdown(pd.DataFrame([_file_row(f) for f in report.files]))),
+        "files": preview([_file_row(f) for f in report.files], limit=len(report.files)),
         "rows_imported": report.imported,
         "rows_written": report.written,
         "rows_rejected": report.rejected,
@@ -320,7 +320,7 @@ def _metadata(engine: sa.Engine, report: ImportReport) -> dict:
         "refused": MetadataValue.json({f.file_name: f.refused for f in report.refused}),
         "time_range": MetadataValue.json({series: f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
                                           for series, (first, last) in sorted(ranges.items())}),
-        "preview": MetadataValue.md(_markdown(newest)),
+        "preview": preview(newest),
         "dagster/row_count": total,
         "dagster/table_name": TABLE.name,
     }
@@ -335,7 +335,7 @@ def _file_row(f: FileReport) -> dict:
             "from": f"{f.first:%Y-%m-%d %H:%M}", "to": f"{f.last:%Y-%m-%d %H:%M}", "refused": ""}
 
 
-def _newest(conn: sa.Connection, source: str, files: Sequence[FileReport], limit: int = 10) -> pd.DataFrame:
+def _newest(conn: sa.Connection, source: str, files: Sequence[FileReport], limit: int = 10) -> list[dict]:
     """The newest stored candles of each series the files held (at least two each, about ``limit``
     in all), prices written out (no 1e-05)."""
     c = TABLE.c
@@ -348,19 +348,13 @@ def _newest(conn: sa.Connection, source: str, files: Sequence[FileReport], limit
                    c.interval_seconds == timeframe_seconds(timeframe))
             .order_by(c.open_time.desc()).limit(max(2, limit // len(every)))
         ).mappings().all()
-    return pd.DataFrame([
+    return [
         {"coin": r["coin"], "market": r["market"], "timeframe": _timeframe(r["interval_seconds"]),
          "open_time": f"{r['open_time']:%Y-%m-%d %H:%M}", **{v: format_number(r[v]) for v in VALUES},
          "file": r["file_name"]}
         for r in rows
-    ])
+    ]
 
 
 def _timeframe(seconds: int) -> str:
     return next((name for name, size in TIMEFRAMES.items() if size == seconds), f"{seconds}s")
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    # Every cell is text already: tabulate must not read "0.00001234" back as a number and print 1.234e-05.
-    return frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else "_no rows_"
-
