@@ -113,6 +113,8 @@ class Track:
 
     def __post_init__(self):
         object.__setattr__(self, "half_spread", dec(self.half_spread))
+        # Float bids only for the vectorised scan that finds when an exit may fire (a loose
+        # threshold) and for the equity curve; every fill and decision prices a Decimal quote.
         bid = self.prices * (1 - float(self.half_spread))
         if self.bids is not None:
             bid = np.where(np.isnan(self.bids), bid, self.bids)

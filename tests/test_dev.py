@@ -89,29 +89,25 @@ def test_the_code_location_name_does_not_depend_on_the_folder(tmp_path):
     assert entry["python_module"]["location_name"] == "omc_pipelines"
 
 
-def _group(pgid: int) -> list[int]:
-    """The processes in a process group, read from /proc."""
+def _processes(field: int, value: int) -> list[int]:
+    """The live processes whose /proc stat ``field`` (after the name: 1 = parent, 2 = group) is ``value``."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[field]) == value and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def _group(pgid: int) -> list[int]:
+    return _processes(2, pgid)
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return _processes(1, pid)
 
 
 @pytest.mark.integration
