@@ -94,16 +94,17 @@ def _run_ledgers(hours: int, sandbox) -> int:
 
     last_hour = now.replace(minute=0) - timedelta(hours=1)
     first_hour = last_hour - timedelta(hours=hours - 1)
+    # Candles are partitioned by day: the days that hold the last ``hours`` hours, built up to the last ended hour.
     candles = defs.resolve_job_def("exchange_hourly_candles").execute_in_process(
         instance=instance,
         run_config=quiet,
         tags={
-            "dagster/asset_partition_range_start": first_hour.strftime("%Y-%m-%d-%H:%M"),
-            "dagster/asset_partition_range_end": last_hour.strftime("%Y-%m-%d-%H:%M"),
+            "dagster/asset_partition_range_start": first_hour.strftime("%Y-%m-%d"),
+            "dagster/asset_partition_range_end": now.strftime("%Y-%m-%d"),
         },
         raise_on_error=False,
     )
-    print(f"exchange_hourly_candles {first_hour:%Y-%m-%d %H:00} .. {last_hour:%H:00} UTC, one run: "
+    print(f"exchange_hourly_candles {first_hour:%Y-%m-%d} .. {now:%Y-%m-%d} (to {last_hour:%H:00} UTC), one run: "
           f"{'succeeded' if candles.success else 'FAILED'} (run {candles.run_id})")
     # What the catalyst sensors' first tick does: record the history window.
     catalysts = [defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)

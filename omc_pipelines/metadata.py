@@ -39,7 +39,7 @@ OWNERS = {
 PREVIEW_ROWS = 10
 # A run over more partitions than this records the run's totals on each of them: per-partition
 # metadata costs Dagster a scan of the run's partitions per call (quadratic in the run's length).
-PER_PARTITION_LIMIT = 744  # a month of hours
+PER_PARTITION_LIMIT = 744  # two years of days, a month of hours
 
 
 # --- the definition's metadata ------------------------------------------------------------------
@@ -188,15 +188,20 @@ def standard(conn: sa.Connection, model, newest: str | Sequence[str], where=None
     }
 
 
-def per_partition_counts(context: AssetExecutionContext, counts: Mapping[str, int]) -> bool:
-    """Each partition of the run gets its own ``dagster/row_count`` (``counts``; 0 where absent).
+def per_partition(context: AssetExecutionContext, metadata: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Each partition of the run gets its own metadata (``metadata[key]``).
 
     Partition-scoped metadata adds no event (Dagster records a materialization per partition
     anyway), but each call scans the run's partitions: a run over more than
-    ``PER_PARTITION_LIMIT`` partitions keeps the run's total on each. Returns whether it did."""
+    ``PER_PARTITION_LIMIT`` partitions keeps the run's metadata on each. Returns whether it did."""
     keys = context.partition_keys
     if len(keys) <= 1 or len(keys) > PER_PARTITION_LIMIT:
         return False
     for key in keys:
-        context.add_asset_metadata({"dagster/row_count": int(counts.get(key, 0))}, partition_key=key)
+        context.add_asset_metadata(dict(metadata.get(key, {})), partition_key=key)
     return True
+
+
+def per_partition_counts(context: AssetExecutionContext, counts: Mapping[str, int]) -> bool:
+    """Each partition of the run gets its own ``dagster/row_count`` (``counts``; 0 where absent)."""
+    return per_partition(context, {key: {"dagster/row_count": int(counts.get(key, 0))} for key in context.partition_keys})

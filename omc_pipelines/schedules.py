@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 from dagster import (
     AssetSelection,
     DagsterRunStatus,
@@ -27,7 +29,7 @@ exchange_market_data_job = define_asset_job(
 exchange_candles_job = define_asset_job(
     "exchange_hourly_candles",
     selection=AssetSelection.assets(exchange.coinspot_hourly_candles),
-    description="Hourly OHLCV candles; backfill a range from the Backfills page as one run.",
+    description="Hourly OHLCV candles, partitioned by day; backfill a range of days from the Backfills page as one run.",
 )
 
 
@@ -62,13 +64,19 @@ def exchange_every_minute(context: ScheduleEvaluationContext) -> RunRequest | Sk
     return RunRequest(run_key=tick, tags={exchange.OBSERVED_AT_TAG: tick})
 
 
-# Five minutes past each hour, the hour just ended (late trades have arrived by then).
-exchange_hourly_candles_schedule = build_schedule_from_partitioned_job(
-    exchange_candles_job,
-    description="Five past each hour: the candles of the hour just ended, from its stored trades and prices.",
-    minute_of_hour=5,
+@schedule(
+    job=exchange_candles_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
+    description="Five past each hour (late trades have arrived by then): the day of the hour just ended, "
+    "rebuilt up to that hour from its stored trades and prices.",
 )
+def exchange_hourly_candles_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    ended = context.scheduled_execution_time.astimezone(timezone.utc).replace(minute=0) - timedelta(hours=1)
+    # One run per hour (its run key), for the day partition that hour belongs to.
+    return RunRequest(run_key=ended.strftime("%Y-%m-%d-%H:00"), partition_key=ended.strftime("%Y-%m-%d"))
+
 
 glass_chain_tvl_job = define_asset_job(
     "glass_chain_tvl",

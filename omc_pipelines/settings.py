@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     coinspot_rate_limit: float = _finite(10.0, 0.1, 16.0)
     http_timeout: float = _finite(10.0, 0.1, 300.0)
     http_retries: int = Field(4, ge=0, le=10)
-    candles_start: str = "2025-01-01-00:00"
+    candles_start: str = "2025-01-01"
     daily_start: str = "2025-01-01"
     freshness_minutes: int = Field(10, ge=1, le=24 * 60)
 
@@ -189,8 +189,11 @@ class Settings(BaseSettings):
 
     @field_validator("candles_start")
     @classmethod
-    def _hour(cls, value: str) -> str:
-        return _past_time(value, "%Y-%m-%d-%H:%M", "an hour like 2025-01-01-00:00")
+    def _candles_day(cls, value: str) -> str:
+        # Candles were partitioned by hour before: an hour given the old way means its day.
+        if len(value.strip()) == len("2025-01-01-00:00"):
+            return _past_time(value, "%Y-%m-%d-%H:%M", "a day like 2025-01-01")[:10]
+        return _past_time(value, "%Y-%m-%d", "a day like 2025-01-01")
 
     @field_validator("daily_start")
     @classmethod

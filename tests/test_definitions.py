@@ -78,11 +78,15 @@ def test_asset_specs_match_the_snapshot():
 
 
 def test_configured_start_dates_and_intervals_reach_the_definitions():
-    configured = build_defs(settings.load({"OMC_CANDLES_START": "2026-01-01-00:00", "OMC_DAILY_START": "2026-02-01",
+    configured = build_defs(settings.load({"OMC_CANDLES_START": "2026-01-01", "OMC_DAILY_START": "2026-02-01",
                                            "OMC_LISTING_SENSOR_SECONDS": "30"}))
     graph = configured.resolve_asset_graph()
     assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) == "2026-01-01"
     assert str(graph.get(AssetKey("coin_sentiment_daily")).partitions_def.start.date()) == "2026-02-01"
+    # Equal partitions by default, each re-dated by its own setting.
+    assert str(graph.get(AssetKey("trading_pnl_daily")).partitions_def.start.date()) == "2026-02-01"
+    # The old hourly form of OMC_CANDLES_START names its day.
+    assert settings.load({"OMC_CANDLES_START": "2026-01-01-05:00"}).candles_start == "2026-01-01"
     assert configured.resolve_sensor_def("coinspot_listing_sensor").minimum_interval_seconds == 29
     assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) != \
         str(defs.resolve_asset_graph().get(exchange.coinspot_hourly_candles.key).partitions_def.start.date())
@@ -96,7 +100,9 @@ def test_every_asset_is_in_a_known_group():
 def tick_of(schedule, instance, when: datetime):
     # A schedule context opened on an instance holds it until closed: close it, or a later
     # test finds Dagster's current state storage pointing at a dead instance.
-    with build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+    # The repository: a schedule that names a partition has it checked against its job's partitions.
+    with build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                repository_def=defs.get_repository_def()) as context:
         return schedule.evaluate_tick(context)
 
 
@@ -121,12 +127,14 @@ def test_the_minutely_schedule_skips_while_its_last_run_has_not_finished():
         assert len(tick_of(schedules.exchange_every_minute, instance, tick).run_requests) == 1
 
 
-def test_the_candles_schedule_asks_for_the_hour_just_ended():
-    tick = datetime(2026, 11, 26, 10, 5, tzinfo=timezone.utc)
+def test_the_candles_schedule_rebuilds_the_day_of_the_hour_just_ended():
     schedule = defs.resolve_schedule_def(schedules.exchange_hourly_candles_schedule.name)
     with instance_for_test() as instance:
-        requests = tick_of(schedule, instance, tick).run_requests
-    assert [r.partition_key for r in requests] == ["2026-11-26-09:00"]
+        requests = [tick_of(schedule, instance, datetime(2026, 11, 26, hour, 5, tzinfo=timezone.utc)).run_requests[0]
+                    for hour in (10, 0)]
+    # 10:05 rebuilds the 26th up to 10:00; 00:05 the 25th's last hour: one run per hour, by its run key.
+    assert [(r.partition_key, r.run_key) for r in requests] == [("2026-11-26", "2026-11-26-09:00"),
+                                                                ("2026-11-25", "2026-11-25-23:00")]
     assert schedule.cron_schedule == "5 * * * *"
 
 

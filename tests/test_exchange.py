@@ -183,31 +183,32 @@ def test_transient_faults_inside_the_retry_budget_do_not_fail_the_run(resources,
     assert count(engine, PriceSnapshot) == len(sandbox.coinspot.summary) + 1
 
 
-def hour_keys(first: datetime, hours: int) -> tuple[str, str]:
-    last = first + timedelta(hours=hours - 1)
-    return first.strftime("%Y-%m-%d-%H:%M"), last.strftime("%Y-%m-%d-%H:%M")
-
-
-def materialize_candles(resources, first: datetime, hours: int, instance=None):
-    start, end = hour_keys(first, hours)
+def materialize_candles(resources, first: datetime, last: datetime, instance=None):
+    """One run over the day partitions from ``first``'s day to ``last``'s."""
     return materialize(
         [exchange.coinspot_hourly_candles, checks.candles_consistent],
         resources=resources, instance=instance,
-        tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+        tags={"dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
+              "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}"},
     )
 
 
 def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources, engine, sandbox):
     assert run_market_data(resources).success
-    first = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
+    now = datetime.now(timezone.utc)
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
     instance = DagsterInstance.ephemeral()
-    result = materialize_candles(resources, first, 8, instance)
+    result = materialize_candles(resources, first, now, instance)
     assert result.success
-    # One run materialized all eight partitions.
-    assert len(result.asset_materializations_for_node("coinspot_hourly_candles")) == 8
+    # One run materialized every day partition of the range.
+    days = (now.date() - first.date()).days + 1
+    materializations = result.asset_materializations_for_node("coinspot_hourly_candles")
+    assert sorted(m.partition for m in materializations) == [f"{first + timedelta(days=d):%Y-%m-%d}" for d in range(days)]
     candles = rows(engine, Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
                    Candle.close, Candle.volume, Candle.trade_count, Candle.source)
     assert candles
+    # The hour under way has no candle yet, though the sandbox served trades in it.
+    assert max(c.hour_start for c in candles) < now.replace(minute=0, second=0, microsecond=0)
 
     # Recompute one trade-built candle by hand from what the sandbox served.
     btc = sorted(
@@ -220,29 +221,50 @@ def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources
                 in_hour[-1][1], pytest.approx(sum(a for _, _, a in in_hour)), len(in_hour), "trades")
     assert [c for c in candles if c.coin == "btc" and c.hour_start == hour] == [expected]
 
-    assert materialize_candles(resources, first, 8, instance).success
+    assert materialize_candles(resources, first, now, instance).success
     assert rows(engine, Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
                 Candle.close, Candle.volume, Candle.trade_count, Candle.source) == candles
 
 
-def test_rematerializing_a_partition_replaces_exactly_that_hour(resources, engine):
+def test_each_day_lists_the_status_of_its_hours(resources, engine):
     t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
-    trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0 + i, total=4000.0 + i,
-                   sold_at=t0 + timedelta(minutes=20 * i), collected_at=t0) for i in range(9)]  # 10:00 .. 12:40
+    trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0, total=4000.0,
+                   sold_at=t0 + timedelta(days=d, minutes=5), collected_at=t0) for d in (0, 1)]
+    snapshot = dict(coin="btc", market="aud", bid=None, ask=None, last=100.0, observed_at=t0 + timedelta(hours=3),
+                    collected_at=t0)
     with engine.begin() as conn:
         upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
-    assert materialize_candles(resources, t0, 3).success
+        upsert(conn, PriceSnapshot.__table__, [snapshot], exchange.SNAPSHOT_KEY)
+    result = materialize_candles(resources, t0, t0 + timedelta(days=1))
+    by_day = {m.partition: m.metadata for m in result.asset_materializations_for_node("coinspot_hourly_candles")}
+    # Per day, not the run's total: 2 candles on the 1st (a trade at 10:00, a price at 13:00), 1 on the 2nd.
+    assert {day: m["dagster/row_count"].value for day, m in by_day.items()} == {"2026-03-01": 2, "2026-03-02": 1}
+    hours = {r.data["hour"]: r.data for r in by_day["2026-03-01"]["hours"].value.records}
+    assert len(hours) == 24
+    assert (hours["10:00"]["from trades"], hours["10:00"]["status"]) == ("1", "built")
+    assert (hours["13:00"]["from snapshots"], hours["13:00"]["status"]) == ("1", "built")
+    assert hours["11:00"]["status"] == "no trades or prices"
+
+
+def test_rematerializing_a_day_replaces_exactly_its_hours(resources, engine):
+    t0 = datetime(2026, 3, 1, 22, tzinfo=timezone.utc)
+    trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0 + i, total=4000.0 + i,
+                   sold_at=t0 + timedelta(minutes=20 * i), collected_at=t0) for i in range(9)]  # 22:00 .. 00:40
+    with engine.begin() as conn:
+        upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
+    assert materialize_candles(resources, t0, t0 + timedelta(days=1)).success
     before = {c.hour_start: c for c in rows(engine, Candle.hour_start, Candle.close, Candle.trade_count, Candle.computed_at)}
     assert [c.trade_count for c in before.values()] == [3, 3, 3]
 
-    with engine.begin() as conn:  # a late trade lands in 11:00
+    with engine.begin() as conn:  # a late trade lands in 23:00
         upsert(conn, Trade.__table__, [{**trades[0], "rate": 9999.0, "sold_at": t0 + timedelta(minutes=119)}], exchange.TRADE_KEY)
-    assert materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-03-01-11:00").success
+    assert materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-03-01").success
     after = {c.hour_start: c for c in rows(engine, Candle.hour_start, Candle.close, Candle.trade_count, Candle.computed_at)}
     eleven = t0 + timedelta(hours=1)
     assert (after[eleven].close, after[eleven].trade_count) == (9999.0, 4)
-    for hour in (t0, t0 + timedelta(hours=2)):
-        assert after[hour] == before[hour]  # untouched, computed_at included
+    assert after[t0].computed_at == after[eleven].computed_at != before[t0].computed_at  # the whole day, again
+    midnight = t0 + timedelta(hours=2)
+    assert after[midnight] == before[midnight]  # the next day: untouched, computed_at included
 
 
 def test_hours_without_trades_get_candles_from_snapshots(resources, engine):
@@ -251,7 +273,7 @@ def test_hours_without_trades_get_candles_from_snapshots(resources, engine):
                   collected_at=t0) for m, last in ((1, 100.0), (20, 90.0), (40, None), (59, 95.0))]
     with engine.begin() as conn:
         upsert(conn, PriceSnapshot.__table__, snaps, exchange.SNAPSHOT_KEY)
-    assert materialize_candles(resources, t0, 1).success
+    assert materialize_candles(resources, t0, t0).success
     assert rows(engine, Candle.coin, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume,
                 Candle.trade_count, Candle.source) == [("btc", 100.0, 100.0, 90.0, 95.0, 0.0, 0, "snapshots")]
 
@@ -263,7 +285,7 @@ def test_inconsistent_candles_fail_the_blocking_check(resources, engine):
     with engine.begin() as conn:
         conn.execute(sa.insert(Candle), [bad])
     result = materialize([exchange.coinspot_hourly_candles, checks.candles_consistent], resources=resources,
-                         partition_key="2026-03-02-10:00", raise_on_error=False)
+                         partition_key="2026-03-02", raise_on_error=False)
     evaluation = result.get_asset_check_evaluations()[0]
     assert not evaluation.passed and evaluation.metadata["inconsistent"].value == 1
 
