@@ -20,6 +20,13 @@ from dagster import (
 
 from omc_pipelines.ledgers import exchange, glass, human, trading
 
+# Whole-run retries (the daemon re-executes a failed run from its failure, after the instance's
+# run_retries settings) for the hourly and daily ingestion jobs: a transient outage of a source
+# should not leave an hour or a day missing until someone looks. Not for the minutely jobs: the
+# next minute's run does the same work (and the trading job handles money: a run that sent an
+# order gives up retries anyway, see ledgers/trading.py).
+INGESTION_RETRIES = {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "true"}
+
 exchange_market_data_job = define_asset_job(
     "exchange_market_data",
     selection=AssetSelection.assets(exchange.coinspot_price_snapshots, exchange.coinspot_trades),
@@ -28,6 +35,7 @@ exchange_market_data_job = define_asset_job(
 
 exchange_candles_job = define_asset_job(
     "exchange_hourly_candles",
+    tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(exchange.coinspot_hourly_candles),
     description="Hourly OHLCV candles, partitioned by day; backfill a range of days from the Backfills page as one run.",
 )
@@ -80,11 +88,13 @@ def exchange_hourly_candles_schedule(context: ScheduleEvaluationContext) -> RunR
 
 glass_chain_tvl_job = define_asset_job(
     "glass_chain_tvl",
+    tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(glass.defillama_chain_tvl),
     description="Daily chain TVL; backfill any range of days as one run.",
 )
 glass_snapshots_job = define_asset_job(
     "glass_snapshots",
+    tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(glass.defillama_protocols, glass.defillama_fees, glass.defillama_stablecoins),
     description="Today's protocols, fees and revenue, stablecoin supply.",
 )
@@ -102,11 +112,13 @@ glass_hourly_snapshots = ScheduleDefinition(
 
 human_items_job = define_asset_job(
     "human_items",
+    tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(human.news_items, human.cryptopanic_posts, human.reddit_posts),
     description="News feeds, CryptoPanic and Reddit, scored for sentiment.",
 )
 human_sentiment_job = define_asset_job(
     "human_coin_sentiment",
+    tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(human.coin_sentiment_daily),
     description="The daily per-coin sentiment aggregate.",
 )

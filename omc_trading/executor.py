@@ -179,8 +179,11 @@ def _settle(engine: sa.Engine, mode: Mode, order_id: int, now: datetime, state: 
 
 
 def send_pending(engine: sa.Engine, broker: Broker, config: TradingConfig,
-                 clock: Callable[[], datetime]) -> list[OrderResult]:
-    """Send every order intent of the broker's book, each at most once."""
+                 clock: Callable[[], datetime],
+                 before_send: Callable[[int], None] = lambda order_id: None) -> list[OrderResult]:
+    """Send every order intent of the broker's book, each at most once. ``before_send(order_id)``
+    runs after the order is claimed (``sent``) and before it leaves: e.g. to give up automatic
+    retries of the run, which may now end with an order of unknown outcome."""
     mode = broker.mode
     with engine.connect() as conn:
         intents = conn.execute(sa.select(orders.c.id, orders.c.coin, orders.c.side).where(
@@ -194,6 +197,7 @@ def send_pending(engine: sa.Engine, broker: Broker, config: TradingConfig,
         if request is None:
             results.append(order_result(engine, order_id))
             continue
+        before_send(order_id)
         try:
             fill = broker.place(request)
         except OrderRejected as exc:

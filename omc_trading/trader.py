@@ -101,8 +101,8 @@ class Trader:
         recorded = executor.record(self.engine, self.config, self.mode, now, prices, None, exits)
         return SignalReport(self.mode, self.kill_switch().describe(), recorded)
 
-    def send_pending(self) -> list[OrderResult]:
-        return executor.send_pending(self.engine, self.broker, self.config, self.clock)
+    def send_pending(self, before_send: Callable[[int], None] = lambda order_id: None) -> list[OrderResult]:
+        return executor.send_pending(self.engine, self.broker, self.config, self.clock, before_send)
 
     def refresh_positions(self, prices: Mapping[str, Quote]) -> list[positions.Position]:
         prices, now = self._priced(prices), self.clock()

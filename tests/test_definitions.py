@@ -171,3 +171,14 @@ def test_both_instances_retry_failed_catalyst_runs_and_hold_each_pool_to_one(hom
     assert {job.name for job in sensors.ALL_JOBS} == set(trading.CATALYST_JOBS)  # the quick trading runs
     for job in trading.CATALYST_JOBS:
         assert defs.resolve_job_def(job).tags["dagster/max_retries"] == "3"
+
+
+def test_ingestion_jobs_retry_and_the_minutely_and_money_jobs_do_not():
+    retries = {job.name: job.tags.get("dagster/max_retries")
+               for job in defs.get_repository_def().get_all_jobs() if not job.name.startswith("__")}
+    # The catalyst jobs carry trading too: a run of theirs that sent an order gives its retries up.
+    assert retries == {
+        "exchange_hourly_candles": "2", "glass_chain_tvl": "2", "glass_snapshots": "2", "human_items": "2",
+        "human_coin_sentiment": "2", "catalyst_listings": "3", "catalyst_filings": "3",
+        "exchange_market_data": None, "trading": None,
+    }

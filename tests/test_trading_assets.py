@@ -94,9 +94,40 @@ def test_a_new_listing_becomes_one_filled_paper_order_in_the_run_that_records_it
     assert signals_meta["kill_switch"] == "kill switch off: trading" and "paper trading" in signals_meta["mode_reason"]
     assert meta(result, "trading_orders")["filled"] == 1 and meta(result, "trading_positions")["positions"] == 1
 
+    # The run sent an order: it gave up Dagster's automatic retries (its job asks for 3).
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["dagster/max_retries"] == "0" and tags[trading.NO_RETRY_TAG] == f"order {order['id']} was sent"
+
     # The same run again (a retry, a replayed tick): nothing new, nothing sent twice.
     assert run_catalyst_and_trading(paper, request, instance).success
     assert len(table(engine, orders)) == 1 and len(table(engine, paper_fills)) == 1
+
+
+def test_a_run_that_failed_after_sending_an_order_is_never_retried_and_one_that_failed_before_is(
+        paper, sandbox, engine, monkeypatch):
+    from omc_trading.paper import PaperBroker
+
+    def broken(*args):
+        raise RuntimeError("connection reset")
+
+    with instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 0}}) as instance:
+        _, request = listing_run(paper, sandbox, instance)
+        request = request._replace(tags={**request.tags, **sensors.RUN_RETRIES})  # as its job's runs carry them
+        # Before any order: the broker's balance cannot be read, the run fails, and Dagster will retry it.
+        with monkeypatch.context() as patch:
+            patch.setattr(PaperBroker, "balances", broken)
+            failed = run_catalyst_and_trading(paper, request, instance, raise_on_error=False)
+        assert not failed.success and table(engine, orders) == []
+        assert instance.get_run_by_id(failed.run_id).tags["dagster/will_retry"] == "true"
+
+        # The broker fails while the order is out: outcome unknown, the run fails, no retry.
+        monkeypatch.setattr(PaperBroker, "place", broken)
+        failed = run_catalyst_and_trading(paper, request, instance, raise_on_error=False)
+        assert not failed.success
+        [order] = table(engine, orders)
+        assert order["state"] == "unknown" and "never resent" in order["reason"]
+        tags = instance.get_run_by_id(failed.run_id).tags
+        assert (tags["dagster/will_retry"], tags["dagster/max_retries"]) == ("false", "0")
 
 
 def test_the_kill_switch_refuses_the_next_signal_with_its_reason(paper, sandbox, engine, instance):

@@ -32,6 +32,9 @@ GROUP = "trading"
 POOL = "coinspot_private"
 # The sensors' jobs: trading rides along after their catalyst asset.
 CATALYST_JOBS = ("catalyst_listings", "catalyst_filings")
+# Dagster's run tag for whole-run retries; and ours, set beside it to 0 on a run that sent an
+# order, saying why the daemon will not retry it.
+MAX_RETRIES_TAG, NO_RETRY_TAG = "dagster/max_retries", "omc/no_retry"
 # Events recorded this recently are read by each run; the strategy refuses the too old ones
 # (once: a signal is never recorded twice), so this only bounds the reading.
 EVENT_LOOKBACK = timedelta(hours=1)
@@ -71,6 +74,13 @@ def session(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: 
             close = getattr(broker, "close", None)
             if close:
                 close()
+
+
+def no_more_retries(context: AssetExecutionContext, order_id: int) -> None:
+    """Before an order leaves, its run gives up Dagster's automatic retries: a run that may have
+    sent an order of unknown outcome is never re-executed by the daemon (the order is never
+    resent anyway; reconciliation settles it). Dagster reads the tag when the run fails."""
+    context.instance.add_run_tags(context.run.run_id, {MAX_RETRIES_TAG: "0", NO_RETRY_TAG: f"order {order_id} was sent"})
 
 
 def _shown(ledger_db: LedgerDatabase, table, newest, columns=None, where=None) -> dict:
@@ -134,7 +144,7 @@ def trading_signals(context: AssetExecutionContext, ledger_db: LedgerDatabase, t
 def trading_orders(context: AssetExecutionContext, ledger_db: LedgerDatabase, trading: TradingResource,
                    coinspot: CoinSpotResource) -> MaterializeResult:
     with session(context, ledger_db, trading, coinspot) as s:
-        sent = s.trader.send_pending()
+        sent = s.trader.send_pending(before_send=lambda order_id: no_more_retries(context, order_id))
     for order in sent:
         context.log.info(f"order {order.id} {order.side} {order.coin}: {order.state}"
                          + (f" ({order.reason})" if order.reason else ""))
