@@ -289,6 +289,8 @@ def test_the_image_module_location_port_and_home_are_the_same_everywhere():
     assert option(code, "-p") == port and f"EXPOSE {port}" in dockerfile()
     grpc = load_yaml(COMPOSE / "workspace.yaml")["load_from"][0]["grpc_server"]
     assert grpc == {"host": "code", "port": int(port), "location_name": LOCATION}
+    one_server = load_yaml(DEPLOY / "postgres" / "workspace.yaml")["load_from"][0]["grpc_server"]
+    assert one_server == {"host": "127.0.0.1", "port": int(port), "location_name": LOCATION}
     deployment = load_yaml(HELM / "values.yaml")["dagster-user-deployments"]["deployments"][0]
     assert deployment["codeServerArgs"] == ["-m", MODULE] and deployment["port"] == int(port)
 
@@ -316,6 +318,10 @@ def test_the_image_installs_the_launchers_at_the_pinned_dagster_set():
     assert not any(dep.startswith(("dagster-docker", "dagster-k8s")) for dep in extras["test"])
     assert "pip install --compile '.[docker,k8s]'" in dockerfile()
     assert re.search(r"^FROM python:3\.11-slim$", dockerfile(), re.M)
+    # The chart at the version of the pinned Dagster set, wherever the install command is given.
+    dagster = next(dep for dep in project["dependencies"] if dep.startswith("dagster==")).split("==")[1]
+    for text in ((HELM / "values.yaml").read_text(), (ROOT / "README.md").read_text()):
+        assert set(re.findall(r"dagster/dagster --version (\S+)", text)) == {dagster}
 
 
 # --- Dagster loads each instance ------------------------------------------------------------
