@@ -48,7 +48,10 @@ from dagster import materialize
 from omc_pipelines.db.models import (
     CatalystEvent, ChainTvl, HumanItem, PriceSnapshot, ProtocolFees, ProtocolSnapshot, StablecoinSupply, Trade,
 )
-from omc_pipelines.ledgers import catalyst, exchange, glass, human
+from omc_pipelines.ledgers.catalyst import assets as catalyst
+from omc_pipelines.ledgers.exchange import assets as exchange
+from omc_pipelines.ledgers.glass import assets as glass
+from omc_pipelines.ledgers.human import assets as human
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
     RedditResource, SecResource,

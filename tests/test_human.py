@@ -7,9 +7,8 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
-from omc_pipelines import checks
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
-from omc_pipelines.ledgers import human
+from omc_pipelines.ledgers.human import assets as human, checks
 from omc_pipelines.settings import parse_feeds
 from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
 from omc_pipelines.sandbox import Fault

@@ -286,3 +286,6 @@ def candles_per_hour(conn: sa.Connection, start: datetime, end: datetime) -> dic
         .group_by(Candle.hour_start)
     ).all()
     return {hour.astimezone(timezone.utc).strftime("%Y-%m-%d-%H:%M"): n for hour, n in found}
+
+
+ASSETS = [coinspot_price_snapshots, coinspot_trades, coinspot_hourly_candles]
