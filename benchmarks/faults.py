@@ -57,9 +57,8 @@ from omc_pipelines.resources import (
     RedditResource, SecResource,
 )
 from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
-from omc_pipelines.sandbox.human import (
-    CRYPTOPANIC_POSTS, CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET,
-)
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_POSTS, CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY
 from omc_pipelines.sandbox.server import FAULT_VARIANTS, unreachable_url
 from omc_pipelines.sources.http import DEADLINE_TIMEOUTS, SourceError
