@@ -38,7 +38,7 @@ from _common import generate_trades, machine_facts, proc_status, reset_peak_rss,
 
 from omc_pipelines.db import get_engine, upsert
 from omc_pipelines.db.models import Trade
-from omc_pipelines.ledgers.exchange import TRADE_KEY, build_candles
+from omc_pipelines.ledgers.exchange.assets import TRADE_KEY, build_candles
 
 TARGET_RATIO, TARGET_PEAK_MB, TARGET_END_TO_END_S = 2.0, 500, 30.0
 ROOT = Path(__file__).resolve().parents[1]

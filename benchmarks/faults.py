@@ -48,15 +48,17 @@ from dagster import materialize
 from omc_pipelines.db.models import (
     CatalystEvent, ChainTvl, HumanItem, PriceSnapshot, ProtocolFees, ProtocolSnapshot, StablecoinSupply, Trade,
 )
-from omc_pipelines.ledgers import catalyst, exchange, glass, human
+from omc_pipelines.ledgers.catalyst import assets as catalyst
+from omc_pipelines.ledgers.exchange import assets as exchange
+from omc_pipelines.ledgers.glass import assets as glass
+from omc_pipelines.ledgers.human import assets as human
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, LedgerDatabase, NewsFeedsResource,
     RedditResource, SecResource,
 )
 from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
-from omc_pipelines.sandbox.human import (
-    CRYPTOPANIC_POSTS, CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET,
-)
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_POSTS, CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY
 from omc_pipelines.sandbox.server import FAULT_VARIANTS, unreachable_url
 from omc_pipelines.sources.http import DEADLINE_TIMEOUTS, SourceError

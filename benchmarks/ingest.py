@@ -20,7 +20,7 @@ from _common import generate_trades, machine_facts, scratch_postgres, scratch_sq
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Trade
-from omc_pipelines.ledgers.exchange import TRADE_KEY
+from omc_pipelines.ledgers.exchange.assets import TRADE_KEY
 
 TARGET_RATIO = 0.5
 

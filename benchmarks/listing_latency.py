@@ -42,10 +42,11 @@ import sqlalchemy as sa
 import yaml
 from _common import scratch_database, scratch_postgres, scratch_sqlite
 
-from omc_pipelines import sensors, settings
+from omc_pipelines import settings
 from omc_pipelines.db.models import CatalystEvent
 from omc_pipelines.definitions import build_resources
-from omc_pipelines.ledgers.catalyst import ANNOUNCEMENTS_SOURCE
+from omc_pipelines.ledgers.catalyst import sensors
+from omc_pipelines.ledgers.catalyst.assets import ANNOUNCEMENTS_SOURCE
 from omc_pipelines.sandbox import Sandbox, stack
 from omc_trading.tables import orders
 

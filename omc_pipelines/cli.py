@@ -72,7 +72,7 @@ def _run_ledgers(hours: int, sandbox) -> int:
     from omc_pipelines.db import get_engine, safe_url, upgrade
     from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
     from omc_pipelines.definitions import build_defs
-    from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG
+    from omc_pipelines.ledgers.exchange.assets import OBSERVED_AT_TAG
     from omc_trading.tables import metadata as trading_tables
 
     config = settings.load()
@@ -260,7 +260,7 @@ def history_import(args: argparse.Namespace) -> int:
     Bad input (no files, a wrong timeframe, an unmigrated database) is one line on stderr (main)."""
     from omc_pipelines import settings
     from omc_pipelines.db import ready_engine
-    from omc_pipelines.ledgers.exchange_history import import_ohlcv
+    from omc_pipelines.ledgers.exchange.history import import_ohlcv
 
     config = settings.load()
     paths = args.paths or [config.history_folder]
@@ -423,7 +423,7 @@ def db_history(args: argparse.Namespace) -> int:
 
 # The ledger tables' obvious time columns, and how old the newest may get (None: no expectation:
 # the table moves when the world publishes, or when a person runs it). The windows follow
-# omc_pipelines/freshness.py: "minutely" is OMC_FRESHNESS_MINUTES.
+# the ledgers' freshness policies (ledgers/*/schedules.py): "minutely" is OMC_FRESHNESS_MINUTES.
 _MINUTELY, _HOURLY, _QUARTER_HOURLY, _DAILY = "minutely", timedelta(hours=3), timedelta(hours=1), timedelta(hours=51)
 _TIME_COLUMNS: dict[str, tuple[str, object]] = {
     "exchange_price_snapshots": ("observed_at", _MINUTELY),
@@ -678,7 +678,7 @@ def _failure(exc: BaseException) -> str | None:
 
     from omc_pipelines import settings
     from omc_pipelines.db import DatabaseNotMigrated, safe_url
-    from omc_pipelines.ledgers.exchange_history import HistoryImportError
+    from omc_pipelines.ledgers.exchange.history import HistoryImportError
 
     if isinstance(exc, settings.SettingsError | HistoryImportError | DatabaseNotMigrated | DevError):
         return str(exc)

@@ -7,8 +7,14 @@ never at import. ``build_defs(config)`` builds the same from given settings (tes
 import dagster as dg
 from dagster import Definitions, EnvVar, in_process_executor
 
-from omc_pipelines import checks, freshness, partitions, schedules, sensors, settings
-from omc_pipelines.ledgers import catalyst, exchange, exchange_history, glass, human, research, trading
+from omc_pipelines import freshness, partitions, settings
+from omc_pipelines.ledgers.catalyst import assets as catalyst, checks as catalyst_checks, sensors as catalyst_sensors
+from omc_pipelines.ledgers.exchange import assets as exchange, checks as exchange_checks, history as exchange_history
+from omc_pipelines.ledgers.exchange import schedules as exchange_schedules
+from omc_pipelines.ledgers.glass import assets as glass, checks as glass_checks, schedules as glass_schedules
+from omc_pipelines.ledgers.human import assets as human, checks as human_checks, schedules as human_schedules
+from omc_pipelines.ledgers.research import assets as research
+from omc_pipelines.ledgers.trading import assets as trading, schedules as trading_schedules
 from omc_pipelines.resources import (
     AnnouncementsResource, CoinSpotResource, CryptoPanicResource, DefiLlamaResource, HistoryFilesResource,
     LedgerDatabase, NewsFeedsResource, RedditResource, SecResource, TradingResource,
@@ -106,15 +112,26 @@ def _as_setting(value) -> str:
     return str(value)
 
 
+# Each ledger's parts, from its package under ledgers/: a new source adds its own there and a line here.
 ASSETS = [
-    exchange.coinspot_price_snapshots, exchange.coinspot_trades, exchange.coinspot_hourly_candles,
-    exchange_history.exchange_imported_candles,
-    catalyst.coinspot_announcements, catalyst.sec_filings,
+    *exchange.ASSETS, exchange_history.exchange_imported_candles,
+    *catalyst.ASSETS,
     *glass.ASSETS,
     *human.ASSETS,
     *trading.ASSETS,
     *research.ASSETS,
 ]
+CHECKS = [*exchange_checks.ALL, *catalyst_checks.ALL, *glass_checks.ALL, *human_checks.ALL]
+SCHEDULED = [exchange_schedules, glass_schedules, human_schedules, trading_schedules]
+JOBS = [job for ledger in SCHEDULED for job in ledger.ALL_JOBS] + catalyst_sensors.ALL_JOBS
+SCHEDULES = [s for ledger in SCHEDULED for s in ledger.ALL_SCHEDULES]
+
+
+def freshness_policies(freshness_minutes: int) -> dict:
+    """Every ledger's freshness policies; ``freshness_minutes`` (OMC_FRESHNESS_MINUTES) for what
+    runs every minute. The catalysts and research have none (see freshness.py)."""
+    return {**exchange_schedules.freshness(freshness_minutes), **glass_schedules.FRESHNESS,
+            **human_schedules.FRESHNESS, **trading_schedules.freshness(freshness_minutes)}
 
 
 def build_defs(config: settings.Settings) -> Definitions:
@@ -122,11 +139,11 @@ def build_defs(config: settings.Settings) -> Definitions:
         # Each asset's page links to the file and line that defines it (local paths: the
         # repository has no remote for link_code_references_to_git to point at).
         assets=dg.with_source_code_references(
-            freshness.with_policies(partitions.configured(ASSETS, config), config.freshness_minutes)),
-        asset_checks=checks.ALL,
-        jobs=schedules.ALL_JOBS + sensors.ALL_JOBS,
-        schedules=schedules.ALL_SCHEDULES,
-        sensors=sensors.build_sensors(config.listing_sensor_seconds, config.filing_sensor_seconds),
+            freshness.with_policies(partitions.configured(ASSETS, config), freshness_policies(config.freshness_minutes))),
+        asset_checks=CHECKS,
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=catalyst_sensors.build_sensors(config.listing_sensor_seconds, config.filing_sensor_seconds),
         resources=build_resources(config),
         # The steps are small and I/O-bound: a process per step would cost ~2 s each
         # (a minutely run took 18 s that way) for no parallelism worth having.

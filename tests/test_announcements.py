@@ -638,7 +638,7 @@ def test_articles_with_impossible_ids_are_never_recorded(database_url, sandbox, 
 
     from omc_pipelines.db import get_engine
     from omc_pipelines.db.models import CatalystEvent
-    from omc_pipelines.ledgers import catalyst
+    from omc_pipelines.ledgers.catalyst import assets as catalyst
     from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase
 
     resources = {"ledger_db": LedgerDatabase(url=database_url, auto_migrate=False),

@@ -11,7 +11,7 @@ from dagster import materialize
 
 from omc_pipelines.db import get_engine
 from omc_pipelines.db.models import Backtest, BacktestTrade, CatalystEvent, PriceSnapshot, Trade
-from omc_pipelines.ledgers import research as research_assets
+from omc_pipelines.ledgers.research import assets as research_assets
 from omc_pipelines.research import backtest as research
 from omc_pipelines.research.prices import PriceBook
 from omc_pipelines.resources import LedgerDatabase, TradingResource

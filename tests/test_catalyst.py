@@ -7,10 +7,9 @@ import pytest
 import sqlalchemy as sa
 from dagster import build_sensor_context, instance_for_test, materialize
 
-from omc_pipelines import checks, sensors
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
-from omc_pipelines.ledgers import catalyst
+from omc_pipelines.ledgers.catalyst import assets as catalyst, checks, sensors
 from omc_pipelines.resources import AnnouncementsResource, SecResource
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY

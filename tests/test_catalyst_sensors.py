@@ -8,8 +8,7 @@ import pytest
 from dagster import DagsterRunStatus, build_sensor_context, instance_for_test, materialize
 from dagster._core.test_utils import create_run_for_test
 
-from omc_pipelines import sensors
-from omc_pipelines.ledgers import catalyst
+from omc_pipelines.ledgers.catalyst import assets as catalyst, sensors
 from omc_pipelines.resources import AnnouncementsResource, LedgerDatabase, SecResource
 from omc_pipelines.sandbox import Fault
 from omc_pipelines.sandbox.sec import COINBASE, STRATEGY

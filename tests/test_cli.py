@@ -25,8 +25,8 @@ def run(args, cwd, extra_env=None, timeout=240):
 
 
 def _human_items(box) -> tuple:
-    feeds = {name: feed.render() for name, feed in box.human.feeds.items()}
-    return feeds, box.human.posts, box.human.listings
+    feeds = {name: feed.render() for name, feed in box.human.news.feeds.items()}
+    return feeds, box.human.cryptopanic.posts, box.human.reddit.listings
 
 
 def test_the_demos_human_items_do_not_depend_on_the_hour_it_runs():
@@ -39,8 +39,8 @@ def test_the_demos_human_items_do_not_depend_on_the_hour_it_runs():
     late = demo_sandbox(datetime(2031, 3, 4, 23, 30, tzinfo=timezone.utc))
     assert _human_items(early) == _human_items(late)
     today = datetime(2031, 3, 4, tzinfo=timezone.utc)
-    assert all(datetime.fromisoformat(p["published_at"].replace("Z", "+00:00")) < today for p in early.human.posts)
-    assert all(c["data"]["created_utc"] < today.timestamp() for ch in early.human.listings.values() for c in ch)
+    assert all(datetime.fromisoformat(p["published_at"].replace("Z", "+00:00")) < today for p in early.human.cryptopanic.posts)
+    assert all(c["data"]["created_utc"] < today.timestamp() for ch in early.human.reddit.listings.values() for c in ch)
     # and the trades need no such help: the tape gives a trade one time in every sandbox
 
 

@@ -497,7 +497,7 @@ def test_a_coin_answered_without_its_ask_is_skipped_and_its_stored_price_kept(re
     from dagster import materialize
 
     from omc_pipelines.db.models import PriceSnapshot
-    from omc_pipelines.ledgers.exchange import OBSERVED_AT_TAG, coinspot_price_snapshots
+    from omc_pipelines.ledgers.exchange.assets import OBSERVED_AT_TAG, coinspot_price_snapshots
 
     def pepe():
         with engine.connect() as conn:

@@ -11,9 +11,11 @@ import pytest
 from dagster import AssetKey, DagsterRunStatus, EnvVar, RunRequest, build_schedule_context, instance_for_test
 from dagster._core.test_utils import create_run_for_test
 
-from omc_pipelines import schedules, sensors, settings
+from omc_pipelines import settings
 from omc_pipelines.definitions import build_defs, build_resources
-from omc_pipelines.ledgers import exchange, trading
+from omc_pipelines.ledgers.catalyst import sensors
+from omc_pipelines.ledgers.exchange import assets as exchange, schedules
+from omc_pipelines.ledgers.trading import assets as trading
 
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_specs.json"
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from dagster import materialize
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Candle, CatalystEvent, EventReturn, EventStudySummary, ImportedCandle
-from omc_pipelines.ledgers.research import research_event_study
+from omc_pipelines.ledgers.research.assets import research_event_study
 from omc_pipelines.research.event_study import StudyError, bootstrap_interval, run_study, store
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 

@@ -6,10 +6,9 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance, materialize
 
-from omc_pipelines import checks
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.ledgers.exchange import assets as exchange, checks
 from omc_pipelines.resources import CoinSpotResource
 from omc_pipelines.sandbox import Fault
 

@@ -13,7 +13,7 @@ from dagster._core.test_utils import freeze_time
 
 from omc_pipelines import settings
 from omc_pipelines.definitions import build_defs
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.ledgers.exchange import assets as exchange
 
 pytestmark = pytest.mark.integration
 

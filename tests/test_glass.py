@@ -7,9 +7,8 @@ import pytest
 import sqlalchemy as sa
 from dagster import AssetSelection, DagsterInstance, instance_for_test, materialize
 
-from omc_pipelines import checks
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
-from omc_pipelines.ledgers import glass
+from omc_pipelines.ledgers.glass import assets as glass, checks
 from omc_pipelines.resources import DefiLlamaResource, LedgerDatabase
 from omc_pipelines.sandbox import Fault
 

@@ -24,7 +24,7 @@ from omc_pipelines import cli, settings
 from omc_pipelines.db import get_engine
 from omc_pipelines.db.models import ImportedCandle
 from omc_pipelines.definitions import build_resources
-from omc_pipelines.ledgers.exchange_history import HistoryImportError, exchange_imported_candles, import_ohlcv
+from omc_pipelines.ledgers.exchange.history import HistoryImportError, exchange_imported_candles, import_ohlcv
 from omc_pipelines.resources import HistoryFilesResource, LedgerDatabase
 from omc_pipelines.sources.ohlcv_files import (
     TIMEFRAMES, OhlcvFileError, format_number, parse_ohlcv, read_ohlcv_file, series_from_name,

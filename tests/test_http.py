@@ -910,7 +910,7 @@ GRANT = {"grant_type": "client_credentials"}
 
 @pytest.fixture
 def reddit_credentials():
-    from omc_pipelines.sandbox.human import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+    from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 
     return REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 

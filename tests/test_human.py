@@ -7,13 +7,13 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 
-from omc_pipelines import checks
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
-from omc_pipelines.ledgers import human
+from omc_pipelines.ledgers.human import assets as human, checks
 from omc_pipelines.settings import parse_feeds
 from omc_pipelines.resources import CryptoPanicResource, LedgerDatabase, NewsFeedsResource, RedditResource
 from omc_pipelines.sandbox import Fault
-from omc_pipelines.sandbox.human import CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 
 pytestmark = pytest.mark.integration
 ITEMS = [human.news_items, human.cryptopanic_posts, human.reddit_posts]
@@ -97,7 +97,7 @@ def test_one_broken_feed_loses_nothing_of_the_others(database_url, engine, sandb
 
 def test_entries_a_feed_leaves_out_are_counted_in_the_metadata_and_logged(database_url, engine, sandbox):
     resources = human_resources(database_url, sandbox)
-    feed = sandbox.human.feeds["cointelegraph"]
+    feed = sandbox.human.news.feeds["cointelegraph"]
     feed.items.insert(0, "\n<item><title>Bitcoin note without a link</title><description>x</description></item>")
     feed.items.insert(0, '\n<item><title>Guid only</title>'
                          '<guid isPermaLink="false">https://cointelegraph.com/news/guid-only</guid></item>')

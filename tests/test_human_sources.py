@@ -1,5 +1,5 @@
 """The Human ledger's sources: news feeds, CryptoPanic, Reddit (omc_pipelines/sources/{news,cryptopanic,reddit}.py)
-and their sandbox (omc_pipelines/sandbox/human.py).
+and their sandbox (omc_pipelines/sandbox/human.py: news_feeds.py, cryptopanic.py, reddit.py).
 
 Parsers first, on small hand-made payloads; then the clients against the sandbox,
 started per test: paging, refusals, "not configured" before any request, token
@@ -18,14 +18,10 @@ import pytest
 
 from omc_pipelines import settings
 from omc_pipelines.sandbox import Fault
-from omc_pipelines.sandbox.human import (
-    CRYPTOPANIC_TOKEN,
-    FEEDS,
-    REDDIT_CLIENT_ID,
-    REDDIT_CLIENT_SECRET,
-    REDDIT_USERNAME,
-    HumanSandbox,
-)
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.human import HumanSandbox
+from omc_pipelines.sandbox.news_feeds import FEEDS
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET, REDDIT_USERNAME
 from omc_pipelines.sandbox.server import SandboxServer, serve
 from omc_pipelines.sources import http as http_layer
 from omc_pipelines.sources.cryptopanic import CryptoPanicClient, CryptoPanicRefused, parse_post, parse_posts
@@ -505,7 +501,7 @@ def test_published_news_shows_on_the_next_fetch(box):
         "feed": "decrypt", "title": "Solana ETF <b>approved</b>", "description": "<p>The SEC said <i>yes</i>.</p>"})
     assert reply.status_code == 200
     link = reply.json()["link"]
-    human.publish_news("cointelegraph", "Bitcoin dips", description="<p>Down 2%</p>")
+    human.news.publish("cointelegraph", "Bitcoin dips", description="<p>Down 2%</p>")
     with NewsFeeds({"decrypt": f"{server.url}/feeds/decrypt", "cointelegraph": f"{server.url}/feeds/cointelegraph"},
                    **FAST) as news:
         first = news.fetch("decrypt").items[0]
@@ -654,8 +650,8 @@ def test_reddit_lists_new_posts_with_one_cached_token_and_a_compliant_agent(box)
         posts = {sub: client.new_posts(sub) for sub in ("CryptoCurrency", "Bitcoin", "ethereum", "solana")}
         with_sticky = client.new_posts("Bitcoin", include_stickied=True)
         assert client.token_requests == 1
-    assert human.tokens_issued == 1
-    assert set(human.user_agents) == {f"python:omc-pipelines:0.1.0 (by /u/{REDDIT_USERNAME})"}
+    assert human.reddit.tokens_issued == 1
+    assert set(human.reddit.user_agents) == {f"python:omc-pipelines:0.1.0 (by /u/{REDDIT_USERNAME})"}
     now = datetime.now(timezone.utc)
     for sub, items in posts.items():
         assert items and all(i.source == "reddit" and i.channel == sub and not i.stickied for i in items)
@@ -690,7 +686,7 @@ def test_reddit_refreshes_a_revoked_token_once(box):
     with _reddit(server) as client:
         client.new_posts("Bitcoin")
         assert httpx.post(f"{server.url}/_sandbox/human/reddit/revoke").status_code == 200
-        human.publish_reddit("Bitcoin", "Fresh post after the revoke", selftext="Bitcoin is booming")
+        human.reddit.publish("Bitcoin", "Fresh post after the revoke", selftext="Bitcoin is booming")
         posts = client.new_posts("Bitcoin")
         assert client.token_requests == 2
     assert posts[0].title == "Fresh post after the revoke"
@@ -706,7 +702,7 @@ def test_reddit_403_says_access_needs_approval(box):
         client.new_posts("solana")
     assert caught.value.status == 403 and str(caught.value).startswith(f"reddit: {REFUSED}")
     assert REDDIT_CLIENT_SECRET not in _all_text(caught.value)
-    human.set_reddit_access(True)
+    human.reddit.set_access(True)
     with _reddit(server) as client:
         assert client.new_posts("solana")
 
@@ -776,7 +772,7 @@ def test_a_failed_listing_does_not_carry_the_bearer_token(box, fault):
     server.inject(Fault("/r/", fault, times=0))
     with _reddit(server) as client, pytest.raises(SourceError) as caught:
         client.new_posts("ethereum")
-    [token] = human.tokens
+    [token] = human.reddit.tokens
     assert token not in _all_text(caught.value) and REDDIT_CLIENT_SECRET not in _all_text(caught.value)
 
 

@@ -11,7 +11,7 @@ from omc_pipelines import metadata, settings
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent, Trade
 from omc_pipelines.definitions import build_defs
-from omc_pipelines.ledgers import exchange
+from omc_pipelines.ledgers.exchange import assets as exchange
 
 defs = build_defs(settings.load({}))
 GROUPS = {"exchange", "catalyst", "glass", "human", "trading", "research"}

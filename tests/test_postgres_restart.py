@@ -28,7 +28,7 @@ from dagster import materialize
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
-from omc_pipelines.ledgers.exchange import coinspot_hourly_candles
+from omc_pipelines.ledgers.exchange.assets import coinspot_hourly_candles
 from omc_pipelines.resources import LedgerDatabase
 from omc_pipelines.sandbox.stack import free_port
 

@@ -17,7 +17,8 @@ import pytest
 from omc_pipelines import settings
 from omc_pipelines.sandbox import FAULT_KINDS, Fault, Sandbox
 from omc_pipelines.sandbox.coinspot import RECORDINGS, TAPE_PERIOD, CoinSpotMarket
-from omc_pipelines.sandbox.human import CRYPTOPANIC_TOKEN, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sandbox.server import OVERSIZED_BYTES, unreachable_url, wrong_shape
 
 API = "/pubapi/v2"

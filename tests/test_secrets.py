@@ -15,13 +15,9 @@ import pytest
 
 from chains import exception_chain
 from omc_pipelines.sandbox import Fault
-from omc_pipelines.sandbox.human import (
-    CRYPTOPANIC_POSTS,
-    CRYPTOPANIC_TOKEN,
-    REDDIT_CLIENT_ID,
-    REDDIT_CLIENT_SECRET,
-    HumanSandbox,
-)
+from omc_pipelines.sandbox.cryptopanic import CRYPTOPANIC_POSTS, CRYPTOPANIC_TOKEN
+from omc_pipelines.sandbox.human import HumanSandbox
+from omc_pipelines.sandbox.reddit import REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET
 from omc_pipelines.sandbox.server import Response, SandboxServer, serve, unreachable_url
 from omc_pipelines.sources import http as http_layer
 from omc_pipelines.sources.cryptopanic import CryptoPanicClient, CryptoPanicRefused
@@ -131,7 +127,7 @@ def test_no_log_record_shows_the_cryptopanic_token(box, caplog):
 @pytest.mark.integration
 def test_a_reddit_refusal_stands_alone(box):
     server, human = box
-    human.set_reddit_access(False)
+    human.reddit.set_access(False)
     client = RedditClient.create(server.url, server.url, REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET, **FAST)
     with client, pytest.raises(RedditRefused) as caught:
         client.new_posts("Bitcoin")

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from dagster import EnvVar, build_sensor_context, instance_for_test, materialize
 
-from omc_pipelines import checks, sensors
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
-from omc_pipelines.ledgers import catalyst, trading
+from omc_pipelines.ledgers.catalyst import assets as catalyst, checks, sensors
+from omc_pipelines.ledgers.trading import assets as trading
 from omc_pipelines.resources import AnnouncementsResource, CoinSpotResource, LedgerDatabase, TradingResource
 from omc_pipelines.sandbox.coinspot_private import (
     FULL_ACCESS_KEY, FULL_ACCESS_SECRET, READ_ONLY_KEY, READ_ONLY_SECRET, AccountFault,

@@ -1,4 +1,5 @@
-"""The ledgers' assets, one module per ledger; what they share is here."""
+"""The ledgers, a package each: its assets, checks, jobs with their schedules or sensors, and
+freshness policies live together (``definitions.py`` collects them); what the ledgers share is here."""
 
 from collections.abc import Callable, Iterable
 

@@ -17,7 +17,7 @@ count, mean, median, hit rate (share above zero) and a bootstrap confidence inte
 mean. A run replaces both tables in one transaction: they are derived, the newest study is
 the truth; a run that fails leaves the stored study as it was.
 
-No Dagster here: the asset (``omc_pipelines.ledgers.research``) and the benchmark call
+No Dagster here: the asset (``omc_pipelines.ledgers.research.assets``) and the benchmark call
 :func:`run_study`.
 """
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from omc_pipelines.sandbox.times import hour_anchor
 from omc_pipelines.sandbox.server import Request, Response, SandboxServer
 
 RECORDINGS = Path(__file__).with_name("recordings") / "coinspot"
@@ -37,11 +38,6 @@ def _parse_iso(text: str) -> datetime:
 def on_tape(recorded: datetime, anchor: datetime) -> datetime:
     """A recorded trade's newest occurrence on the tape at or before ``anchor``."""
     return recorded + ((anchor - recorded) // TAPE_PERIOD) * TAPE_PERIOD
-
-
-def hour_anchor(now: datetime | None = None) -> datetime:
-    # The hour is UTC's: a clock in a half-hour zone (India, +05:30) must not anchor at :30.
-    return (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def _error(status: int, message: str) -> Response:

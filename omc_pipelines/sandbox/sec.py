@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from omc_pipelines.sandbox.times import parse_time
 from omc_pipelines.sandbox.server import Request, Response, SandboxServer
 
 RECORDINGS = Path(__file__).with_name("recordings") / "sec"
@@ -62,16 +63,6 @@ _CLOSES = clock_time(22, 0)
 
 def _http_date(when: datetime) -> str:
     return email.utils.format_datetime(when.astimezone(timezone.utc), usegmt=True)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _parse_date(value: Any) -> date | None:
@@ -548,7 +539,7 @@ class SecEdgarSandbox:
             return Response(404, {"status": "error", "message": f"no filer with CIK {cik}"})
         accession = self.publish_8k(
             cik, body.pop("text", None), html=body.pop("html", None), items=body.pop("items", ("8.01",)),
-            accepted_at=_parse_time(body.pop("accepted_at", None)), report_date=_parse_date(body.pop("report_date", None)),
+            accepted_at=parse_time(body.pop("accepted_at", None)), report_date=_parse_date(body.pop("report_date", None)),
             **({"form": body.pop("form")} if "form" in body else {}),
         )
         if body:
@@ -561,7 +552,7 @@ class SecEdgarSandbox:
         if cik.zfill(10) not in self.filers:
             return Response(404, {"status": "error", "message": f"no filer with CIK {cik}"})
         if "accepted_at" in body:
-            body["accepted_at"] = _parse_time(body["accepted_at"])
+            body["accepted_at"] = parse_time(body["accepted_at"])
         if "transaction_date" in body:
             body["transaction_date"] = _parse_date(body["transaction_date"])
         accession = self.publish_form4(cik, body.pop("xml", None), **body)

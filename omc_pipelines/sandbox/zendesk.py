@@ -41,6 +41,7 @@ from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
+from omc_pipelines.sandbox.times import iso_z, parse_time
 from omc_pipelines.sandbox.server import Request, Response, SandboxServer
 from omc_pipelines.settings import DEFAULT_ZENDESK_CATEGORY
 
@@ -64,15 +65,6 @@ _SLUG = r"(?:-[^/]*)?"
 
 def _template(name: str) -> Template:
     return Template((RECORDINGS / name).read_text())
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str) -> datetime:
-    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def _slug(title: str) -> str:
@@ -143,12 +135,12 @@ class HelpCentre:
         page = json.loads((RECORDINGS / "articles.json").read_text())
         meta = json.loads((RECORDINGS / "sections.json").read_text())
         articles = page["articles"]
-        newest = max(_parse_iso(a["created_at"]) for a in articles)
+        newest = max(parse_time(a["created_at"]) for a in articles)
         now = (self._now or datetime.now(timezone.utc)).astimezone(timezone.utc)
         shift = timedelta(days=(now - newest) // timedelta(days=1))
         for article in articles:
             for name in ("created_at", "updated_at", "edited_at"):
-                article[name] = _iso(_parse_iso(article[name]) + shift)
+                article[name] = iso_z(parse_time(article[name]) + shift)
         with self._lock:
             self.category: dict[str, Any] = {**meta["category"], "id": self.category_id}
             self.sections: list[dict[str, Any]] = [{**s, "category_id": self.category_id} for s in meta["sections"]]
@@ -188,7 +180,7 @@ class HelpCentre:
         if not isinstance(title, str) or not title.strip():
             raise ValueError("title must be a non-empty string")
         if isinstance(created_at, str):
-            created_at = _parse_iso(created_at)
+            created_at = parse_time(created_at)
         when = (created_at or datetime.now(timezone.utc)).replace(microsecond=0)
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
@@ -205,9 +197,9 @@ class HelpCentre:
                 "html_url": f"{RECORDED_HOST}/hc/{LOCALE}/articles/{article_id}-{slug}",
                 "author_id": 360123456789, "comments_disabled": True, "draft": False, "promoted": False,
                 "position": 0, "vote_sum": 0, "vote_count": 0, "section_id": section_id,
-                "created_at": _iso(when), "updated_at": _iso(when), "name": title, "title": title,
+                "created_at": iso_z(when), "updated_at": iso_z(when), "name": title, "title": title,
                 "source_locale": LOCALE, "locale": LOCALE, "outdated": False, "outdated_locales": [],
-                "edited_at": _iso(when), "user_segment_id": None, "permission_group_id": 1234567,
+                "edited_at": iso_z(when), "user_segment_id": None, "permission_group_id": 1234567,
                 "content_tag_ids": [], "label_names": list(labels), "body": body_html,
             }
             self._articles.append(article)
@@ -492,7 +484,7 @@ class HelpCentre:
         if m["locale"] != LOCALE or article is None:
             return _not_found_page()
         section = self.section(article["section_id"]) or self.sections[0]
-        created, edited = _parse_iso(article["created_at"]), _parse_iso(article["edited_at"])
+        created, edited = parse_time(article["created_at"]), parse_time(article["edited_at"])
         meta = [f'              <li class="meta-data">{_time_element(created)}</li>']
         if edited > created:
             meta.append(f'              <li class="meta-data">Updated {_time_element(edited)}</li>')
@@ -542,11 +534,11 @@ def _sorted(rows: list[dict[str, Any]], sort_by: str, sort_order: str) -> list[d
     elif sort_by == "title":
         rows = sorted(rows, key=lambda a: (a["title"].lower(), a["id"]))
     else:  # position: promoted first, then the manual position, then newest first
-        rows = sorted(rows, key=lambda a: (not a["promoted"], a["position"], -_parse_iso(a["created_at"]).timestamp()))
+        rows = sorted(rows, key=lambda a: (not a["promoted"], a["position"], -parse_time(a["created_at"]).timestamp()))
     return list(reversed(rows)) if sort_order == "desc" else rows
 
 
 def _time_element(when: datetime) -> str:
     local = when.astimezone(timezone(timedelta(hours=10)))  # the theme shows Sydney standard time
-    return (f'<time datetime="{_iso(when)}" title="{local:%Y-%m-%d %H:%M}" data-datetime="relative">'
+    return (f'<time datetime="{iso_z(when)}" title="{local:%Y-%m-%d %H:%M}" data-datetime="relative">'
             f"{local.day} {local:%B %Y %H:%M}</time>")

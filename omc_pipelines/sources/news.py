@@ -56,6 +56,7 @@ from omc_pipelines.sources.coins import extract_coins
 from omc_pipelines.sources.html_text import html_to_text, squash
 from omc_pipelines.sources.http import HttpSource, SourceError, SourcePayloadError, safe_url
 from omc_pipelines.sources.human import HumanItem
+from omc_pipelines.sources.payload import parse_utc
 
 SOURCE_PREFIX = "news:"
 # Why an entry is left out (FeedPage.dropped).
@@ -95,7 +96,8 @@ def parse_date(value: str | None) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     text = value.strip()
-    return _rfc822(text) or _iso(text)
+    # Some feeds write the UTC designator in lower case ("...T09:00:00z").
+    return _rfc822(text) or parse_utc(text.replace("z", "Z"))
 
 
 def _rfc822(text: str) -> datetime | None:
@@ -110,20 +112,6 @@ def _rfc822(text: str) -> datetime | None:
     try:
         return (datetime(*parsed[:6]) - timedelta(seconds=offset_seconds)).replace(tzinfo=timezone.utc)
     except (ValueError, OverflowError):  # no such day; or past datetime's range once in UTC
-        return None
-
-
-def _iso(text: str) -> datetime | None:
-    candidate = text.replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(candidate)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    try:
-        return parsed.astimezone(timezone.utc)
-    except OverflowError:  # past datetime's range once in UTC
         return None
 
 

@@ -311,3 +311,6 @@ def hours_by_day(conn: sa.Connection, start: datetime, end: datetime, built_unti
              "from snapshots": got.get("snapshots", 0), "status": status})
         hour += timedelta(hours=1)
     return days
+
+
+ASSETS = [coinspot_price_snapshots, coinspot_trades, coinspot_hourly_candles]

@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from omc_pipelines.ledgers import catalyst, exchange
+from omc_pipelines.ledgers.catalyst import assets as catalyst
+from omc_pipelines.ledgers.exchange import assets as exchange
 from omc_pipelines.metadata import definition, preview, standard
 from omc_pipelines.partitions import DAILY_OPEN
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase, TradingResource

@@ -19,7 +19,8 @@ from typing import Literal
 import dagster as dg
 
 from omc_pipelines.db.models import Backtest, EventReturn
-from omc_pipelines.ledgers import catalyst, exchange, exchange_history
+from omc_pipelines.ledgers.catalyst import assets as catalyst
+from omc_pipelines.ledgers.exchange import assets as exchange, history as exchange_history
 from omc_pipelines.metadata import definition, newest_rows, preview
 from omc_pipelines.research.backtest import BacktestRun, run_backtest, store
 from omc_pipelines.research.event_study import HORIZONS, Study, StudyError, run_study

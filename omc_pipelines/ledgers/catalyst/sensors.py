@@ -1,4 +1,4 @@
-"""Sensors that watch the catalyst sources and launch one run per new event.
+"""The Catalyst ledger's sensors, which watch its sources and launch one run per new event, and their jobs.
 
 Never lose an event:
 
@@ -34,7 +34,8 @@ from dagster import (
     sensor,
 )
 
-from omc_pipelines.ledgers import catalyst, trading
+from omc_pipelines.ledgers.catalyst import assets as catalyst
+from omc_pipelines.ledgers.trading import assets as trading
 from omc_pipelines.resources import AnnouncementsResource, SecResource
 from omc_pipelines.sources.http import SourceError
 from omc_pipelines.sources.sec import SecUserAgentError, filings_of

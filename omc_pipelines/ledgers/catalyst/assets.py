@@ -1,7 +1,7 @@
 """The Catalyst ledger: SEC filings and CoinSpot announcements as `catalyst_events`.
 
 Both assets can be materialized by hand (they then record what their source shows
-within the history window); in normal use the sensors in ``sensors.py`` launch a
+within the history window); in normal use the sensors beside it (``sensors.py``) launch a
 run for each new filing or article, passing when they first saw it.
 """
 
@@ -260,3 +260,5 @@ def sec_filings(context: AssetExecutionContext, config: CatalystRunConfig, ledge
         }
     )
 
+
+ASSETS = [coinspot_announcements, sec_filings]
