@@ -184,3 +184,6 @@ def test_ingestion_jobs_retry_and_the_minutely_and_money_jobs_do_not():
         "human_coin_sentiment": "2", "catalyst_listings": "3", "catalyst_filings": "3",
         "exchange_market_data": None, "trading": None,
     }
+    # The jobs that trade hold coinspot_private: run monitoring fails a hung one after ten minutes.
+    limited = {job.name for job in defs.get_repository_def().get_all_jobs() if job.tags.get("dagster/max_runtime") == "600"}
+    assert limited == {"trading", "catalyst_listings", "catalyst_filings"}

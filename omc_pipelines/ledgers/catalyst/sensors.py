@@ -57,17 +57,20 @@ LAUNCH_GRACE = timedelta(minutes=5)
 MAX_RETRY_PAUSE = timedelta(hours=1)
 EVENT_TAG = "omc/event"
 # Dagster's whole-run retries (run_retries in dagster.yaml): a failed catalyst run is
-# re-executed from its failed step. Safe for trading: an order is never sent twice.
+# re-executed from its failed step. Safe for trading: an order is never sent twice, and a run
+# that sent one gives its retries up before it leaves (ledgers/trading/assets.py).
 RUN_RETRIES = {"dagster/max_retries": "3", "dagster/retry_on_asset_or_op_failure": "true"}
 
 # A catalyst's run carries the trading assets after it: detection to order in one run launch.
 # Their blocking checks stand between: an event that fails them never reaches trading.
 catalyst_listings_job = define_asset_job(
-    "catalyst_listings", selection=[catalyst.coinspot_announcements, *trading.AFTER_A_CATALYST], tags=RUN_RETRIES,
+    "catalyst_listings", selection=[catalyst.coinspot_announcements, *trading.AFTER_A_CATALYST],
+    tags={**RUN_RETRIES, **trading.MONEY_RUN_LIMIT},
     description="Record CoinSpot announcements and trade on them; launched by coinspot_listing_sensor for each new article.",
 )
 catalyst_filings_job = define_asset_job(
-    "catalyst_filings", selection=[catalyst.sec_filings, *trading.AFTER_A_CATALYST], tags=RUN_RETRIES,
+    "catalyst_filings", selection=[catalyst.sec_filings, *trading.AFTER_A_CATALYST],
+    tags={**RUN_RETRIES, **trading.MONEY_RUN_LIMIT},
     description="Record SEC filings and trade on them; launched by sec_filing_sensor for each new filing.",
 )
 

@@ -36,6 +36,9 @@ CATALYST_JOBS = ("catalyst_listings", "catalyst_filings")
 # Dagster's run tag for whole-run retries; and ours, set beside it to 0 on a run that sent an
 # order, saying why the daemon will not retry it.
 MAX_RETRIES_TAG, NO_RETRY_TAG = "dagster/max_retries", "omc/no_retry"
+# Runs that hold coinspot_private (every trading step): run monitoring fails one that hangs
+# after ten minutes, and frees the pool for the next, instead of after the instance's hour.
+MONEY_RUN_LIMIT = {"dagster/max_runtime": "600"}
 # Events recorded this recently are read by each run; the strategy refuses the too old ones
 # (once: a signal is never recorded twice), so this only bounds the reading.
 EVENT_LOOKBACK = timedelta(hours=1)

@@ -19,6 +19,7 @@ from omc_pipelines.schedules import every_minute
 
 trading_job = define_asset_job(
     "trading",
+    tags=trading.MONEY_RUN_LIMIT,
     selection=AssetSelection.assets(*trading.ASSETS),
     description="The trading assets alone: reconcile orders of unknown outcome, exits (take-profit, stop-loss, "
     "max holding), positions and today's P&L. Launch it by hand with a day's partition to recompute that day.",
