@@ -1,6 +1,7 @@
 """The ``omc`` command: the offline demo, migrations, the sandbox server.
 
-    omc demo            the sandbox, the Exchange and Catalyst ledgers into the embedded database, a summary
+    omc demo            the sandbox, the four ledgers and a paper trade into the embedded database, a summary
+                        (--ui: then the web UI on the same instance, as `omc dev`)
     omc db upgrade      bring OMC_DATABASE_URL's schema to the code's
     omc db current      the database's migration revision, and whether it is the newest
     omc db history      every migration revision, newest first, the database's marked
@@ -23,6 +24,8 @@ import shlex
 import signal
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -56,73 +59,128 @@ def demo_sandbox(now: datetime | None = None):
 
 
 def demo(args: argparse.Namespace) -> int:
+    if args.ui and _port_taken(args.port):  # one line now, not after a minute of work
+        raise DevError(f"port {args.port} is in use (--port to choose another)")
+    progress = _Progress()
     _dagster_home()
-    with demo_sandbox() as sandbox:
+    with progress("starting the sandbox"):
+        sandbox = demo_sandbox().start()
+    try:
         os.environ.update(sandbox.env())
         print(f"sandbox serving every source at {sandbox.url}")
-        return _run_ledgers(hours=args.hours, sandbox=sandbox)
+        code = _run_ledgers(hours=args.hours, sandbox=sandbox, progress=progress)
+        print(f"\nthe demo took {progress.elapsed():.0f} s")
+        if not args.ui:
+            print("\nSee them in the UI: .venv/bin/omc dev   (run from the repository's folder: the sandbox and the "
+                  "web UI on this instance and ledger database; Ctrl-C stops both), or next time `omc demo --ui`")
+            return code
+        from omc_pipelines import settings
+
+        # `dg dev` runs in the project's folder, where the default (relative) OMC_HOME would name
+        # another ledger database: pin this one. DAGSTER_HOME is set already (_dagster_home).
+        os.environ[settings.HOME] = str(settings.load().home.resolve())
+        print("\nthe UI on the demo's instance and ledger database, the demo's sandbox still serving:", flush=True)
+        return code or _serve_ui(sandbox, args.port)
+    finally:
+        sandbox.stop()
 
 
-def _run_ledgers(hours: int, sandbox) -> int:
-    import pandas as pd
-    import sqlalchemy as sa
-    from dagster import DagsterInstance
+class _Progress:
+    """The demo's progress: a line as a stage starts and one as it ends, with the seconds since the
+    demo began, so a slow stage shows while it runs and not only in the total."""
 
-    from omc_pipelines import settings
-    from omc_pipelines.db import get_engine, safe_url, upgrade
-    from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
-    from omc_pipelines.definitions import build_defs
+    def __init__(self) -> None:
+        self._began = time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._began
+
+    def line(self, text: str) -> None:
+        print(f"[{self.elapsed():5.1f} s] {text}", flush=True)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        self.line(f"{stage} ...")
+        started = time.monotonic()
+        yield
+        self.line(f"{stage}: done in {time.monotonic() - started:.1f} s")
+
+    def run(self, defs, name: str, instance, label: str | None = None, run_config: dict | None = None,
+            tags: dict | None = None):
+        """One job in this process, its start and its outcome on a line each; its log only when it fails
+        (the runs' full event logs are in the UI)."""
+        label = label or name
+        self.line(f"{label} ...")
+        started = time.monotonic()
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, run_config={**(run_config or {}), **QUIET}, tags=tags, raise_on_error=False)
+        self.line(f"{label}: {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - started:.1f} s "
+                  f"(run {result.run_id})")
+        return result
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _run_ledgers(hours: int, sandbox, progress: _Progress) -> int:
+    with progress("loading the definitions and migrating the ledger database"):
+        from dagster import DagsterInstance
+
+        from omc_pipelines import settings
+        from omc_pipelines.db import get_engine, safe_url, upgrade
+        from omc_pipelines.definitions import build_defs
+
+        config = settings.load()
+        engine = get_engine(config.ledger_database_url)
+        print(f"ledger database: {safe_url(engine.url)}; Dagster instance: {os.environ['DAGSTER_HOME']}")
+        upgrade(engine)
+        defs = build_defs(config)
+    with DagsterInstance.get() as instance:
+        succeeded = _run_jobs(defs, instance, engine, hours, sandbox, progress)
+    _print_summary(engine)
+    return 0 if succeeded else 1
+
+
+def _run_jobs(defs, instance, engine, hours: int, sandbox, progress: _Progress) -> bool:
+    """Each ledger's jobs as their schedules and sensors would run them, then a listing traded."""
     from omc_pipelines.ledgers.exchange.assets import OBSERVED_AT_TAG
-    from omc_trading.tables import metadata as trading_tables
-
-    config = settings.load()
-    engine = get_engine(config.ledger_database_url)
-    print(f"ledger database: {safe_url(engine.url)}")
-    upgrade(engine)
-    instance = DagsterInstance.get()
-    defs = build_defs(config)
 
     now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-    # The runs' full event logs are in the UI; here, only what went wrong.
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    market = defs.resolve_job_def("exchange_market_data").execute_in_process(
-        instance=instance, run_config=quiet, tags={OBSERVED_AT_TAG: now.isoformat()}, raise_on_error=False
-    )
-    print(f"exchange_market_data: {'succeeded' if market.success else 'FAILED'} (run {market.run_id})")
+    market = progress.run(defs, "exchange_market_data", instance, tags={OBSERVED_AT_TAG: now.isoformat()})
     if not market.success:
-        return 1
+        return False
 
     last_hour = now.replace(minute=0) - timedelta(hours=1)
     first_hour = last_hour - timedelta(hours=hours - 1)
-    # Candles are partitioned by day: the days that hold the last ``hours`` hours, built up to the last ended hour.
-    candles = defs.resolve_job_def("exchange_hourly_candles").execute_in_process(
-        instance=instance,
-        run_config=quiet,
+    candles = progress.run(
+        defs, "exchange_hourly_candles", instance,
+        label=f"exchange_hourly_candles {first_hour:%Y-%m-%d} .. {now:%Y-%m-%d} (to {last_hour:%H:00} UTC), one run",
         tags={
             "dagster/asset_partition_range_start": first_hour.strftime("%Y-%m-%d"),
             "dagster/asset_partition_range_end": now.strftime("%Y-%m-%d"),
         },
-        raise_on_error=False,
     )
-    print(f"exchange_hourly_candles {first_hour:%Y-%m-%d} .. {now:%Y-%m-%d} (to {last_hour:%H:00} UTC), one run: "
-          f"{'succeeded' if candles.success else 'FAILED'} (run {candles.run_id})")
     # What the catalyst sensors' first tick does: record the history window.
-    catalysts = [defs.resolve_job_def(name).execute_in_process(instance=instance, run_config=quiet, raise_on_error=False)
-                 for name in ("catalyst_listings", "catalyst_filings")]
+    catalysts = [progress.run(defs, name, instance) for name in ("catalyst_listings", "catalyst_filings")]
     today = now.date()
     week = {"dagster/asset_partition_range_start": (today - timedelta(days=7)).isoformat(),
             "dagster/asset_partition_range_end": (today - timedelta(days=1)).isoformat()}
     others = [
-        defs.resolve_job_def("glass_chain_tvl").execute_in_process(instance=instance, run_config=quiet, tags=week,
-                                                                   raise_on_error=False),
-        defs.resolve_job_def("glass_snapshots").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False),
-        defs.resolve_job_def("human_items").execute_in_process(instance=instance, run_config=quiet, raise_on_error=False),
-        defs.resolve_job_def("human_coin_sentiment").execute_in_process(
-            instance=instance, run_config=quiet, tags=week, raise_on_error=False),
+        progress.run(defs, "glass_chain_tvl", instance, tags=week),
+        progress.run(defs, "glass_snapshots", instance),
+        progress.run(defs, "human_items", instance),
+        progress.run(defs, "human_coin_sentiment", instance, tags=week),
     ]
-    for result in catalysts + others:
-        print(f"{result.job_def.name}: {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
-    traded = _trade_a_listing(sandbox, defs, instance, engine, quiet)
+    traded = _trade_a_listing(sandbox, defs, instance, engine, progress)
+    return candles.success and traded and all(r.success for r in catalysts + others)
+
+
+def _print_summary(engine) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from omc_pipelines.db.models import Base, Candle, CatalystEvent, CoinSentimentDaily
+    from omc_trading.tables import metadata as trading_tables
 
     with engine.connect() as conn:
         counts = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
@@ -154,30 +212,28 @@ def _run_ledgers(hours: int, sandbox) -> int:
     print(recent.to_string(index=False) if not recent.empty else "  none")
     print("\nsentiment per coin, newest days:")
     print(sentiment.to_string(index=False) if not sentiment.empty else "  none")
-    print("\nSee them in the UI: .venv/bin/omc dev   (the sandbox and the web UI on this instance; Ctrl-C stops both)")
-    return 0 if candles.success and traded and all(r.success for r in catalysts + others) else 1
 
 
-def _trade_a_listing(sandbox, defs, instance, engine, run_config) -> bool:
+def _trade_a_listing(sandbox, defs, instance, engine, progress: _Progress) -> bool:
     """A listing published in the sandbox, seen by the listing sensor, recorded and traded on
     paper in one run: what the daemon does, here in this process."""
-    import time
-
     import sqlalchemy as sa
     from dagster import build_sensor_context
 
     from omc_trading.tables import orders, positions, signals
 
     sensor = defs.resolve_sensor_def("coinspot_listing_sensor")
-    with build_sensor_context(instance=instance, resources=defs.resources) as context:
-        history = sensor.evaluate_tick(context)  # the sensor's first tick: the history is recorded already
+    with progress("coinspot_listing_sensor's first tick (the history is recorded already)"), \
+            build_sensor_context(instance=instance, resources=defs.resources) as context:
+        history = sensor.evaluate_tick(context)
     sandbox.coinspot.set_price("demo", bid="1.98", ask="2.00", last="2.00")
     published = time.monotonic()
     article = sandbox.zendesk.publish("New Coin Listing: Demo Token (DEMO)", "<p>DEMO trades on CoinSpot from today.</p>")
-    with build_sensor_context(instance=instance, resources=defs.resources, cursor=history.cursor) as context:
+    with progress("a listing published in the sandbox; coinspot_listing_sensor's next tick"), \
+            build_sensor_context(instance=instance, resources=defs.resources, cursor=history.cursor) as context:
         [request] = sensor.evaluate_tick(context).run_requests
-    run = defs.resolve_job_def("catalyst_listings").execute_in_process(
-        instance=instance, run_config={**request.run_config, **run_config}, tags=request.tags, raise_on_error=False)
+    run = progress.run(defs, "catalyst_listings", instance, label="catalyst_listings for the new listing",
+                       run_config=request.run_config, tags=request.tags)
     took = time.monotonic() - published
     with engine.connect() as conn:
         found = lambda table, *where: conn.execute(sa.select(table).where(*where)).first()  # noqa: E731
@@ -333,36 +389,50 @@ DEV_GRACE_SECONDS = 20.0
 
 def dev(args: argparse.Namespace) -> int:
     """The sandbox (unless --real) and `dg dev` on the project's instance; Ctrl-C or SIGTERM stops both."""
-    import subprocess
-
     from omc_pipelines.sandbox import Sandbox
-    from omc_pipelines.sandbox.stack import ROOT
 
     for port, option in ((args.port, "--port"), (None if args.real else args.sandbox_port, "--sandbox-port")):
         if port is not None and _port_taken(port):
             raise DevError(f"port {port} is in use ({option} to choose another)")
+    _dg()
+    box = None if args.real else Sandbox(port=args.sandbox_port).start()
+    try:
+        return _serve_ui(box, args.port)
+    finally:
+        if box is not None:
+            box.stop()
+
+
+def _dg() -> Path:
     dg = Path(sys.executable).with_name("dg")
     if not dg.is_file():
         raise DevError(f"{dg} not found: install the project (pip install -e .) in this environment")
+    return dg
+
+
+def _serve_ui(box, port: int) -> int:
+    """`dg dev` on the instance (DAGSTER_HOME) with every source at ``box`` (None: the real ones) until
+    Ctrl-C or SIGTERM, or until it ends by itself (its exit code)."""
+    import subprocess
+
+    from omc_pipelines.sandbox.stack import ROOT
+
+    dg = _dg()
     # dg dev runs where the project is (pyproject.toml's [tool.dg]); the instance is the project's.
     project = ROOT if (ROOT / "pyproject.toml").is_file() and (ROOT / "workspace.yaml").is_file() else Path.cwd()
     if "DAGSTER_HOME" not in os.environ and (project / "dagster.yaml").is_file() and project != Path.cwd():
         os.environ["DAGSTER_HOME"] = str(project)
     _dagster_home()
-    env = dict(os.environ)
-    box = None
-    if not args.real:
-        box = Sandbox(port=args.sandbox_port).start()
-        env.update(box.env())
+    env = {**os.environ, **(box.env() if box else {})}
 
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     process = None
     try:
-        process = subprocess.Popen([str(dg), "dev", "--port", str(args.port)], cwd=project, env=env,
+        process = subprocess.Popen([str(dg), "dev", "--port", str(port)], cwd=project, env=env,
                                    start_new_session=True)  # its own group: stopped as a whole, below
         sources = f"the sandbox at {box.url}" if box else "the real sources"
-        print(f"omc dev: Dagster UI at http://127.0.0.1:{args.port} on {sources}, DAGSTER_HOME={env['DAGSTER_HOME']}",
+        print(f"omc dev: Dagster UI at http://127.0.0.1:{port} on {sources}, DAGSTER_HOME={env['DAGSTER_HOME']}",
               flush=True)
         print("omc dev: Ctrl-C (or SIGTERM to this process) stops the UI, the daemon and the sandbox", flush=True)
         while not stop.wait(0.5):
@@ -379,8 +449,6 @@ def dev(args: argparse.Namespace) -> int:
     finally:
         if process is not None and process.poll() is None:
             _stop_group(process, DEV_GRACE_SECONDS)
-        if box is not None:
-            box.stop()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
@@ -608,6 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "Start the offline sandbox, run the Exchange, Glass, Human and Catalyst ledgers against it into "
                 "the embedded database, trade one new listing on paper, and print a summary.")
     p.add_argument("--hours", type=_at_least_one, default=8, help="hours of candles to build, at least 1 (default 8)")
+    p.add_argument("--ui", action="store_true",
+                   help="then leave the Dagster UI and its daemon running on the demo's instance, ledger database and "
+                        "sandbox (what `omc dev` runs); Ctrl-C stops them")
+    p.add_argument("--port", type=_port, default=3000, help="the web UI's port with --ui (default 3000)")
     p.set_defaults(func=demo)
 
     p = command(commands, "db", "the ledger database: migrations", "The ledger database (OMC_DATABASE_URL): "

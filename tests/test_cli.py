@@ -1,5 +1,6 @@
 """The `omc` command as a new user meets it."""
 
+import json
 import os
 import re
 import subprocess
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from omc_pipelines import cli
+from omc_pipelines import cli, settings
 from omc_pipelines.db import get_engine
 from omc_pipelines.db.engine import current_revision, head_revision
+from omc_pipelines.sandbox.stack import ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OMC = str(Path(sys.executable).with_name("omc"))
@@ -44,32 +46,82 @@ def test_the_demos_human_items_do_not_depend_on_the_hour_it_runs():
     # and the trades need no such help: the tape gives a trade one time in every sandbox
 
 
-def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
+@pytest.fixture
+def in_a_new_folder(tmp_path, monkeypatch):
+    """A user's fresh folder: no OMC_* or DAGSTER_HOME from the caller, no dagster.yaml; what the
+    command puts in the environment (the sandbox's URLs, DAGSTER_HOME) is gone afterwards."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(settings.PREFIX) or name == "DAGSTER_HOME":
+            del os.environ[name]
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _omc(capsys, *args) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as done:
+        cli.main(list(args))
+    out, err = capsys.readouterr()
+    return done.value.code, out + err
+
+
+@pytest.fixture
+def fake_dg(tmp_path, monkeypatch):
+    """A stand-in for `dg dev`: records where it ran and its environment, asks the sandbox it was
+    given for a price, and exits 0 (as dg dev does when stopped)."""
+    seen = tmp_path / "dg-saw.json"
+    script = tmp_path / "dg"
+    script.write_text(f"""#!{sys.executable}
+import json, os, sys, urllib.request
+price = json.load(urllib.request.urlopen(os.environ["OMC_COINSPOT_URL"] + "/pubapi/v2/latest/btc", timeout=10))
+json.dump({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ), "price": price}}, open({str(seen)!r}, "w"))
+""")
+    script.chmod(0o755)
+    monkeypatch.setattr(cli, "_dg", lambda: script)
+    return seen
+
+
+def test_demo_fills_the_ledgers_trades_a_listing_converges_and_hands_over_to_the_ui(in_a_new_folder, fake_dg,
+                                                                                   capsys):
+    # In process (the `omc` entry point as a subprocess is tested in test_cli_commands.py):
+    # two subprocess demos cost twice the imports and definitions for nothing more.
+    folder = in_a_new_folder
     started = datetime.now(timezone.utc)
-    first = run(["demo", "--hours", "4"], cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "exchange_market_data: succeeded" in first.stdout
-    assert "one run: succeeded" in first.stdout
+    code, first = _omc(capsys, "demo", "--hours", "4")
+    assert code == 0, first
+    assert "exchange_market_data: succeeded" in first
+    assert "one run: succeeded" in first
+    # Progress: every stage has a line as it starts and one as it ends, with the seconds.
+    for stage in ("loading the definitions", "exchange_market_data", "catalyst_filings", "glass_chain_tvl",
+                  "human_coin_sentiment", "catalyst_listings for the new listing"):
+        starts = re.search(rf"^\[\s*(\d+\.\d) s\] {stage}.* \.\.\.$", first, re.M)
+        ends = re.search(rf"^\[\s*(\d+\.\d) s\] {stage}.*: (succeeded|done) in \d+\.\d s", first, re.M)
+        assert starts and ends and float(starts[1]) <= float(ends[1]), (stage, first)
     # The sandbox's listing became a paper order, with its reason and risk decision.
-    assert "signal:   buy demo" in first.stdout and "risk:     accepted: within limits" in first.stdout
-    assert "order:    filled (paper): 100.00 AUD" in first.stdout
-    assert "See them in the UI: .venv/bin/omc dev" in first.stdout  # not a bare `dg dev`, which is not on PATH
-    database = tmp_path / ".omc" / "omc.db"
+    assert "signal:   buy demo" in first and "risk:     accepted: within limits" in first
+    assert "order:    filled (paper): 100.00 AUD" in first
+    assert "See them in the UI: .venv/bin/omc dev" in first  # not a bare `dg dev`, which is not on PATH
+    database = folder / ".omc" / "omc.db"
     assert database.exists()  # the embedded default, migrated on first use
     engine = get_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
         counts = lambda: {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: E731
-                          for t in ("exchange_price_snapshots", "exchange_trades", "exchange_candles")}
+                          for t in ("exchange_price_snapshots", "exchange_trades", "exchange_candles",
+                                    "catalyst_events", "glass_chain_tvl", "human_items", "human_coin_sentiment_daily")}
         before = counts()
     assert all(before.values()), before
-    assert re.search(rf"exchange_trades\s+{before['exchange_trades']}\n", first.stdout)
+    assert re.search(rf"exchange_trades\s+{before['exchange_trades']}\n", first)
     # No DAGSTER_HOME and no dagster.yaml here: the instance lives under .omc, not in ~/.dagster.
-    assert (tmp_path / ".omc" / "dagster").is_dir()
+    dagster_home = folder / ".omc" / "dagster"
+    assert dagster_home.is_dir()
 
-    second = run(["demo", "--hours", "4"], cwd=tmp_path)
-    assert second.returncode == 0, second.stdout + second.stderr
+    ui_port = free_port()
+    code, second = _omc(capsys, "demo", "--hours", "4", "--ui", "--port", str(ui_port))
+    assert code == 0, second
     # The second listing of the same coin within the hour meets the cooldown: refused, said why.
-    assert "risk:     refused: cooldown" in second.stdout and "order:    none" in second.stdout
+    assert "risk:     refused: cooldown" in second and "order:    none" in second
     with engine.connect() as conn:
         after = counts()
         assert conn.execute(sa.text("SELECT count(*) FROM trading_orders")).scalar_one() == 1
@@ -88,6 +140,18 @@ def test_demo_fills_the_exchange_ledger_and_a_second_run_converges(tmp_path):
         assert after["exchange_trades"] == before["exchange_trades"]
         assert after["exchange_candles"] == before["exchange_candles"]
     assert after["exchange_price_snapshots"] in (before["exchange_price_snapshots"], 2 * before["exchange_price_snapshots"])
+
+    # --ui: then `dg dev` from the project, on the demo's instance and ledger database (pinned:
+    # relative to the project's folder, the default home would be another file), and on the
+    # demo's sandbox, still serving.
+    saw = json.loads(fake_dg.read_text())
+    assert saw["argv"] == ["dev", "--port", str(ui_port)] and saw["cwd"] == str(ROOT)
+    assert saw["env"]["DAGSTER_HOME"] == str(dagster_home)
+    assert settings.load(saw["env"]).ledger_database_url == f"sqlite:///{database}"
+    sandbox = re.search(r"sandbox serving every source at (\S+)", second)[1]
+    assert saw["env"]["OMC_COINSPOT_URL"] == sandbox and saw["price"]["status"] == "ok"
+    assert f"Dagster UI at http://127.0.0.1:{ui_port} on the sandbox at {sandbox}" in second
+    assert not cli._port_taken(int(sandbox.rsplit(":", 1)[1]))  # and stopped with the UI
 
 
 @pytest.mark.postgres

@@ -49,6 +49,15 @@ def test_a_taken_sandbox_port_is_one_line(taken_port, capsys, monkeypatch):
     assert out.err == f"omc dev: port {taken_port} is in use (--sandbox-port to choose another)\n"
 
 
+def test_demo_ui_on_a_taken_port_is_one_line_before_the_demo(taken_port, capsys, monkeypatch):
+    # Said at once, not after the minute the demo takes.
+    monkeypatch.setattr(cli, "_dagster_home", lambda: pytest.fail("nothing may start when a port is taken"))
+    code, out = _main(["demo", "--ui", "--port", str(taken_port)], capsys)
+    assert code == 1
+    assert out.err == f"omc demo: port {taken_port} is in use (--port to choose another)\n"
+    assert out.out == ""
+
+
 def test_real_sources_do_not_need_the_sandbox_port(taken_port, capsys, monkeypatch):
     # --real starts no sandbox, so its port is not checked; the UI's still is.
     ui = socket.socket()

@@ -2,12 +2,16 @@
 repository root, the project's dagster.yaml, the sandbox, a real Chromium."""
 
 import os
+import re
 import shutil
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey
+from playwright.sync_api import expect
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import PriceSnapshot
@@ -21,8 +25,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
-# An asset of each group, materialized in the test's own process into the UI's instance, and a
-# column of its preview: what the UI shows of each (table, row count, preview inline).
+# An asset of each group and a column of its preview: what the UI shows of each (table, row count,
+# preview inline). Materialized in the test's own process into the UI's instance; FROM_THE_UI by
+# its page's Materialize button, as a person would.
 ONE_OF_EACH_GROUP = {
     "exchange": ("coinspot_trades", "sold_at"),
     "catalyst": ("coinspot_announcements", "event_type"),
@@ -31,6 +36,7 @@ ONE_OF_EACH_GROUP = {
     "trading": ("trading_positions", "coin_amount"),
     "research": ("research_event_study", "abnormal_return"),
 }
+FROM_THE_UI = "defillama_protocols"
 DEFS = build_defs(settings.load({}))
 # The study's smallest bootstrap: the test reads its page, not its statistics.
 QUICK_STUDY = {"ops": {"research_event_study": {"config": {"resamples": 100}}}}
@@ -72,35 +78,108 @@ def chromium():
         browser.close()
 
 
-def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(dagster_dev, chromium, tmp_path):
+@pytest.fixture
+def screenshots():
+    """The test's screenshots, one per stage, kept on success too (a person looks at them after
+    CI): OMC_TEST_ARTIFACTS/ui, else test-artifacts/ui in the repository (ignored by git)."""
+    folder = Path(os.environ.get("OMC_TEST_ARTIFACTS") or stack.ROOT / "test-artifacts") / "ui"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):  # a previous run's pictures would pass for this one's
+        old.unlink()
+    return folder
+
+
+class Stages:
+    """A screenshot at the end of each stage, numbered in order; one of the page as it was when a
+    stage failed."""
+
+    def __init__(self, page, folder: Path):
+        self.page, self.folder, self.taken = page, folder, 0
+
+    @contextmanager
+    def __call__(self, name: str):
+        self.taken += 1
+        try:
+            yield
+        except BaseException:
+            self.page.screenshot(path=str(self.folder / f"{self.taken:02d}-{name}-FAILED.png"), full_page=True)
+            raise
+        self.page.screenshot(path=str(self.folder / f"{self.taken:02d}-{name}.png"), full_page=True)
+
+
+def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_daemon_runs_the_schedule(
+        dagster_dev, chromium, screenshots):
     url, database, materialize_here = dagster_dev
-    page = chromium.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{url}/assets")
-    skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt on a new instance
-    skip.or_(page.get_by_text("coinspot_trades")).first.wait_for(timeout=30_000)
-    if skip.is_visible():
-        skip.click()
-    # The catalog: every ledger asset, and both groups.
-    for name in ("coinspot_price_snapshots", "coinspot_trades", "coinspot_hourly_candles",
-                 "coinspot_announcements", "sec_filings", "exchange", "catalyst"):
-        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
-    page.screenshot(path=str(tmp_path / "catalog.png"))
+    # Tall enough for the catalog's virtualized table to render every asset's row.
+    page = chromium.new_page(viewport={"width": 1400, "height": 1800})
+    stage = Stages(page, screenshots)
+    graph = DEFS.resolve_asset_graph()
+    assert {graph.get(k).group_name for k in graph.get_all_asset_keys()} == set(ONE_OF_EACH_GROUP), \
+        "a group without an asset in ONE_OF_EACH_GROUP: add one"
 
-    repositories = stack.graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes "
-                                "{ schedules { name scheduleState { status } } } } } }")
-    states = {s["name"]: s["scheduleState"]["status"]
-              for repo in repositories["repositoriesOrError"]["nodes"] for s in repo["schedules"]}
-    # Every schedule of the project is on from the start.
-    assert states == {schedule.name: "RUNNING" for schedule in DEFS.get_repository_def().schedule_defs}
+    with stage("catalog"):  # every group, in the catalog's group column
+        page.goto(f"{url}/assets")
+        skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt on a new instance
+        skip.or_(page.get_by_text("coinspot_trades")).first.wait_for(timeout=30_000)
+        if skip.is_visible():
+            skip.click()
+        for name in (*ONE_OF_EACH_GROUP, "coinspot_price_snapshots", "coinspot_hourly_candles", "sec_filings"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
 
-    # While the daemon waits for the minute: an asset of each group, then what its page shows.
+    page.set_viewport_size({"width": 1400, "height": 900})  # the rest reads better at a screen's size
+    with stage("materialize-from-the-ui"):  # the asset page's own button; the daemon dequeues the run
+        page.goto(f"{url}/assets/{FROM_THE_UI}")
+        page.get_by_role("button").filter(has_text=re.compile(r"^Materialize$")).click(timeout=30_000)
+        page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$")).wait_for(timeout=30_000)
+        ui_run = page.locator("a[href*='/runs/']", has_text="View").first.get_attribute("href").rsplit("/", 1)[1]
+
+    with stage("trading-lineage"):  # the trading group's graph: the catalyst assets upstream
+        trading = {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "trading"}
+        catalysts = {p for k in trading for p in graph.get(k).parent_keys if graph.get(p).group_name == "catalyst"}
+        assert catalysts == {AssetKey("coinspot_announcements"), AssetKey("sec_filings")}
+        page.goto(f"{url}/locations/omc_pipelines/asset-groups/trading")
+        for key in trading | catalysts:  # the catalyst assets drawn as the group's upstream nodes
+            page.get_by_text(key.to_user_string(), exact=True).first.wait_for(timeout=30_000)
+
+    repository = DEFS.get_repository_def()
+    automations = [*repository.schedule_defs, *repository.sensor_defs]
+    with stage("automation"):  # every schedule and sensor listed, its toggle on
+        page.goto(f"{url}/automation")
+        for automation in automations:
+            name = page.get_by_text(automation.name, exact=True).first
+            name.wait_for(timeout=30_000)
+            toggle = name.locator("xpath=ancestor::*[count(.//input[@type='checkbox'])=2][1]").locator(
+                "input[type=checkbox]").last  # the row's own: selection, then the running toggle
+            expect(toggle).to_be_checked(timeout=30_000)
+    repositories = stack.graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+                                "schedules { name scheduleState { status } } sensors { name sensorState { status } } "
+                                "} } } }")["repositoriesOrError"]["nodes"]
+    states = {s["name"]: s["scheduleState"]["status"] for repo in repositories for s in repo["schedules"]}
+    states |= {s["name"]: s["sensorState"]["status"] for repo in repositories for s in repo["sensors"]}
+    # Every schedule and sensor of the project is on from the start.
+    assert states == {automation.name: "RUNNING" for automation in automations}
+
+    # While the daemon runs the UI's launch and waits for the minute: an asset of each other group,
+    # materialized in this process, then what its page shows.
     started = time.monotonic()
-    assert materialize_here({name for name, _ in ONE_OF_EACH_GROUP.values()}).success
+    assert materialize_here({name for name, _ in ONE_OF_EACH_GROUP.values()} - {FROM_THE_UI}).success
     materialized = time.monotonic()
-    for name, column in ONE_OF_EACH_GROUP.values():
-        shows_table_row_count_and_preview(page, url, name, column, tmp_path)
+    for group, (name, column) in ONE_OF_EACH_GROUP.items():
+        if name != FROM_THE_UI:
+            with stage(f"asset-{group}"):
+                shows_table_row_count_and_preview(page, url, name, column)
     print(f"an asset of each group: materialized in {materialized - started:.1f} s, "
           f"read in the browser in {time.monotonic() - materialized:.1f} s")
+
+    with stage("run-launched-from-the-ui"):  # its page says Success; its asset's page shows what it wrote
+        page.goto(f"{url}/runs/{ui_run}")
+        page.get_by_text("Success", exact=True).first.wait_for(timeout=150_000)
+        run = stack.graphql(url, '{ runOrError(runId: "%s") { ... on Run { status assetSelection { path } '
+                                 "tags { key value } } } }" % ui_run)["runOrError"]
+        assert run["status"] == "SUCCESS" and run["assetSelection"] == [{"path": [FROM_THE_UI]}], run
+        assert {"key": "dagster/from_ui", "value": "true"} in run["tags"]
+    with stage("asset-glass"):
+        shows_table_row_count_and_preview(page, url, FROM_THE_UI, ONE_OF_EACH_GROUP["glass"][1])
 
     # The minutely schedule's next tick, run by the daemon through the queued coordinator.
     deadline = time.monotonic() + 150
@@ -119,11 +198,12 @@ def test_the_ui_shows_the_exchange_ledger_and_the_daemon_fills_it_on_schedule(da
     assert [o.isoformat() for o in observed] == [tick]
     assert {"btc", "pepe"} <= coins
 
-    page.goto(f"{url}/assets/coinspot_price_snapshots?view=checks")
-    page.get_by_text("prices_positive").first.wait_for(timeout=30_000)
+    with stage("scheduled-run-checks"):
+        page.goto(f"{url}/assets/coinspot_price_snapshots?view=checks")
+        page.get_by_text("prices_positive").first.wait_for(timeout=30_000)
 
 
-def shows_table_row_count_and_preview(page, url: str, name: str, column: str, tmp_path) -> None:
+def shows_table_row_count_and_preview(page, url: str, name: str, column: str) -> None:
     """The asset's page: its table (definition metadata), the row count of its latest
     materialization, and its preview inline (a table, not a link), numbers written out."""
     table = DEFS.resolve_asset_graph().get(AssetKey(name)).metadata["dagster/table_name"]
@@ -132,18 +212,14 @@ def shows_table_row_count_and_preview(page, url: str, name: str, column: str, tm
     [latest] = rows["assetOrError"]["assetMaterializations"]
     row_count = next(e["intValue"] for e in latest["metadataEntries"] if e["label"] == "dagster/row_count")
     page.goto(f"{url}/assets/{name}")
-    try:
-        page.get_by_text(table, exact=True).first.wait_for(timeout=30_000)  # Definition: Storage
-        status = page.get_by_text("Row count", exact=True).first
-        status.wait_for(timeout=30_000)
-        # The row count beside its label in the Status section.
-        shown = status.locator("xpath=..").inner_text()
-        assert f"{row_count:,}" in shown, shown
-        # The preview: a table inline in the latest materialization's metadata.
-        preview = page.locator("tr", has=page.get_by_text("preview", exact=True)).first
-        preview.locator("th", has_text=column).first.wait_for(timeout=30_000)
-        cells = preview.inner_text()
-        assert "[Show Markdown]" not in cells and "e+0" not in cells and "e-0" not in cells, cells
-    except Exception:
-        page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
-        raise
+    page.get_by_text(table, exact=True).first.wait_for(timeout=30_000)  # Definition: Storage
+    status = page.get_by_text("Row count", exact=True).first
+    status.wait_for(timeout=30_000)
+    # The row count beside its label in the Status section.
+    shown = status.locator("xpath=..").inner_text()
+    assert f"{row_count:,}" in shown, shown
+    # The preview: a table inline in the latest materialization's metadata.
+    preview = page.locator("tr", has=page.get_by_text("preview", exact=True)).first
+    preview.locator("th", has_text=column).first.wait_for(timeout=30_000)
+    cells = preview.inner_text()
+    assert "[Show Markdown]" not in cells and "e+0" not in cells and "e-0" not in cells, cells
