@@ -17,7 +17,7 @@ One start of each process, then, in order:
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -203,17 +203,6 @@ def the_daemon_was_down_for_an_hour(prod: stack.Production) -> float:
     return went_down
 
 
-def hours_before_ticks(since: float, until: float) -> set[str]:
-    """The partitions of the candles' ticks (five past each hour) in (since, until]: each the hour before its tick."""
-    tick = datetime.fromtimestamp(since, timezone.utc).replace(minute=5, second=0, microsecond=0)
-    found = set()
-    while tick.timestamp() <= until:
-        if tick.timestamp() > since:
-            found.add(f"{tick - timedelta(hours=1):%Y-%m-%d-%H:00}")
-        tick += timedelta(hours=1)
-    return found
-
-
 # --- the test ----------------------------------------------------------------------------------
 
 
@@ -278,12 +267,18 @@ def test_the_production_topology_runs_schedules_and_sensors_and_survives_restart
 
         scheduled = wait_for("the candles' partition of the tick missed while the daemon was down", candles_done, prod)
         assert all(r["status"] == "SUCCESS" for r in scheduled), scheduled
-        partitions = [r["tags"]["dagster/partition"] for r in scheduled]
-        [missed] = hours_before_ticks(went_down[0], went_down[0] + 3600)
-        # The missed one, once; another only if the test ran across a :05 itself.
-        assert missed in partitions and len(set(partitions)) == len(partitions), partitions
-        assert set(partitions) <= hours_before_ticks(went_down[0], time.time()), partitions
-        assert set(partitions) <= instance.get_materialized_partitions(AssetKey("coinspot_hourly_candles"))
+        # Dagster catches up the latest tick missed (for this schedule that one only: "no partition
+        # set"); a later run would be a tick of the test's own time, if it ran across a :05.
+        # (The tick's time is a hidden tag: the instance has it, GraphQL leaves it out.)
+        ticks = {r["tags"]["dagster/partition"]: datetime.fromisoformat(
+                 instance.get_run_by_id(r["runId"]).tags[".dagster/scheduled_execution_time"]) for r in scheduled}
+        assert len(ticks) == len(scheduled), scheduled
+        missed = [(partition, tick) for partition, tick in ticks.items() if tick.timestamp() < prod.daemon.started_at]
+        assert len(missed) == 1, ticks
+        [(partition, tick)] = missed
+        assert went_down[0] < tick.timestamp() and tick.minute == 5, (tick, went_down)
+        assert partition == f"{tick - timedelta(hours=1):%Y-%m-%d-%H:00}", (tick, partition)
+        assert set(ticks) <= instance.get_materialized_partitions(AssetKey("coinspot_hourly_candles"))
         phase("history+(a)", "the history runs, the partition of the missed tick")
 
         # (b) A new listing article and a new 8-K, published together: each becomes one run under
@@ -298,7 +293,10 @@ def test_the_production_topology_runs_schedules_and_sensors_and_survives_restart
         assert run["tags"]["dagster/sensor_name"] == "coinspot_listing_sensor"
         row = the_row(engine, ARTICLE, article_id, prod)
         assert (row.event_type, row.currencies, row.impact_score) == ("listing", ["FOO"], 9)
-        assert row.title == "New Coin Listing: Foo Token (FOO)" and row.published_at <= row.detected_at
+        # detected_at is when the tick that read it began: a publication landing mid-tick is read by
+        # that tick, so it may come a moment after detected_at (seconds at most; a time-zone slip is hours).
+        assert row.title == "New Coin Listing: Foo Token (FOO)"
+        assert row.published_at - timedelta(seconds=10) <= row.detected_at, (row.published_at, row.detected_at)
         # The same run turned it into a signal, a risk decision, a filled paper order and a position.
         [signal] = trading_rows(engine, signals, signals.c.event_external_id == article_id)
         assert (signal.action, signal.coin, signal.decision, signal.mode) == ("buy", "foo", "accepted", "paper")

@@ -100,10 +100,11 @@ class Service:
         self.name, self.argv, self.log, self.env = name, argv, log, env
         self.process: subprocess.Popen | None = None
         self.wanted = False  # started and not since stopped or killed on purpose
+        self.started_at = 0.0  # time.time() of the last start
 
     def start(self) -> None:
         assert not self.alive(), f"{self.name} is already running"
-        self.wanted = True
+        self.wanted, self.started_at = True, time.time()
         with open(self.log, "a") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting {self.name}: {' '.join(self.argv)}\n")
             log.flush()
@@ -224,16 +225,19 @@ class Production:
 @contextmanager
 def production(workdir: Path, env: dict[str, str], instance: Path = POSTGRES_INSTANCE,
                before_start: Callable[[Production], None] | None = None, timeout: float = 90.0):
-    """Start the code server, the webserver and the daemon together; yield the `Production` once
-    the webserver shows the code location; stop all three. ``before_start`` sees the instance
-    home and workspace before any process does (e.g. to set up the state an outage left)."""
+    """Start the code server and the webserver, then the daemon once the location is loaded;
+    yield the `Production`; stop all three. ``before_start`` sees the instance home and the
+    workspace before any process does (e.g. to set up the state an outage left)."""
     stack = Production(workdir, env, instance)
     try:
         if before_start:
             before_start(stack)
-        for service in stack.services:
-            service.start()
+        stack.code_server.start()
+        stack.webserver.start()
         stack.wait_for_location(timeout)
+        # Not before: a daemon that finds the location unreachable evaluates no schedule until
+        # its next iteration, at the next full minute (the sensors within seconds).
+        stack.daemon.start()
         yield stack
     finally:
         stack.stop()
