@@ -116,10 +116,18 @@ class Service:
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """SIGTERM to the group, SIGKILL after ``grace`` seconds: what a service manager does."""
+        self.terminate()
+        self.finish(grace)
+
+    def terminate(self) -> None:
         self.wanted = False
+        if self.process is not None:
+            self._signal(signal.SIGTERM)
+
+    def finish(self, grace: float = STOP_GRACE) -> None:
+        """Wait up to ``grace`` seconds for a terminated process, then SIGKILL what is left of its group."""
         if self.process is None:
             return
-        self._signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
@@ -217,9 +225,12 @@ class Production:
         self.wait_for_location(timeout, loaded_after=started)
 
     def stop(self) -> None:
-        # The daemon first, so that it launches nothing into a code server going away.
+        # All three at once (each takes a second or three): the daemon's SIGTERM is sent first, and
+        # a test stops the stack with nothing left to launch.
         for service in (self.daemon, self.webserver, self.code_server):
-            service.stop()
+            service.terminate()
+        for service in self.services:
+            service.finish()
 
 
 @contextmanager
