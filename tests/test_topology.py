@@ -380,6 +380,7 @@ def test_the_production_topology_runs_schedules_and_sensors_and_survives_restart
         phase("(d)", "daemon restarted, its outage's publications picked up once")
 
     keys_after = run_keys(after)
+    assert keys_before.items() <= keys_after.items(), f"runs lost across the daemon's restart: {keys_after}"
     doubled = {k: n for k, n in keys_after.items() if n != 1}
     assert not doubled, f"run keys launched more than once: {doubled}"
     assert set(keys_after) - set(keys_before) == outage_keys, keys_after
