@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from omc_pipelines import cli, settings
 from omc_pipelines.db import get_engine
+from omc_pipelines.sandbox.coinspot import TAPE_PERIOD
 from omc_pipelines.db.engine import current_revision, head_revision
 from omc_pipelines.sandbox.stack import ROOT, free_port
 
@@ -134,8 +135,12 @@ def test_demo_fills_the_ledgers_trades_a_listing_converges_and_hands_over_to_the
         rows = conn.execute(sa.text("SELECT coin, market, side, amount, rate, sold_at FROM exchange_trades")).all()
     times = {}
     for coin, market, side, amount, rate, sold_at in rows:
-        times.setdefault((coin, market, side, amount, rate), []).append(sold_at)
-    assert all(len(t) == 1 for t in times.values()), "a trade stored twice, under two times"
+        times.setdefault((coin, market, side, amount, rate), []).append(datetime.fromisoformat(str(sold_at)))
+    # A trade is never re-dated: the same trade at two times is the tape's next round (when an hour
+    # turned between the demos), exactly TAPE_PERIOD later, never an hour or two.
+    repeats = {trade: sorted(t) for trade, t in times.items() if len(t) > 1}
+    assert all((b - a) % TAPE_PERIOD == timedelta(0) for t in repeats.values() for a, b in zip(t, t[1:])), repeats
+    assert same_hour is False or not repeats, "a trade stored twice, under two times"
     if same_hour:  # across an hour, the demo's window of candles moves on by one too
         assert after["exchange_trades"] == before["exchange_trades"]
         assert after["exchange_candles"] == before["exchange_candles"]
