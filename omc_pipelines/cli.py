@@ -154,10 +154,10 @@ def _run_jobs(defs, instance, engine, hours: int, sandbox, progress: _Progress) 
     first_hour = last_hour - timedelta(hours=hours - 1)
     candles = progress.run(
         defs, "exchange_hourly_candles", instance,
-        label=f"exchange_hourly_candles {first_hour:%Y-%m-%d} .. {now:%Y-%m-%d} (to {last_hour:%H:00} UTC), one run",
-        tags={
-            "dagster/asset_partition_range_start": first_hour.strftime("%Y-%m-%d"),
-            "dagster/asset_partition_range_end": now.strftime("%Y-%m-%d"),
+        label=f"exchange_hourly_candles, the weeks of {first_hour:%Y-%m-%d %H:00} .. {last_hour:%H:00} UTC, one run",
+        tags={  # the weeks (their Mondays) that hold those hours, built up to the last ended hour
+            "dagster/asset_partition_range_start": f"{first_hour.date() - timedelta(days=first_hour.weekday())}",
+            "dagster/asset_partition_range_end": f"{now.date() - timedelta(days=now.weekday())}",
         },
     )
     # What the catalyst sensors' first tick does: record the history window.

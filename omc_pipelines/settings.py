@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     @field_validator("candles_start")
     @classmethod
     def _candles_day(cls, value: str) -> str:
-        # Candles were partitioned by hour before: an hour given the old way means its day.
+        # Candles were partitioned by hour before: an hour given the old way means its day. The
+        # partitions are weeks: they start on the Monday of this day's week.
         if len(value.strip()) == len("2025-01-01-00:00"):
             return _past_time(value, "%Y-%m-%d-%H:%M", "a day like 2025-01-01")[:10]
         return _past_time(value, "%Y-%m-%d", "a day like 2025-01-01")

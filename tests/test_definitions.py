@@ -83,7 +83,8 @@ def test_configured_start_dates_and_intervals_reach_the_definitions():
     configured = build_defs(settings.load({"OMC_CANDLES_START": "2026-01-01", "OMC_DAILY_START": "2026-02-01",
                                            "OMC_LISTING_SENSOR_SECONDS": "30"}))
     graph = configured.resolve_asset_graph()
-    assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) == "2026-01-01"
+    # Weeks from the Monday of the configured day's week.
+    assert str(graph.get(exchange.coinspot_hourly_candles.key).partitions_def.start.date()) == "2025-12-29"
     assert str(graph.get(AssetKey("coin_sentiment_daily")).partitions_def.start.date()) == "2026-02-01"
     # Equal partitions by default, each re-dated by its own setting.
     assert str(graph.get(AssetKey("trading_pnl_daily")).partitions_def.start.date()) == "2026-02-01"
@@ -129,14 +130,15 @@ def test_the_minutely_schedule_skips_while_its_last_run_has_not_finished():
         assert len(tick_of(schedules.exchange_every_minute, instance, tick).run_requests) == 1
 
 
-def test_the_candles_schedule_rebuilds_the_day_of_the_hour_just_ended():
+def test_the_candles_schedule_rebuilds_the_week_of_the_hour_just_ended():
     schedule = defs.resolve_schedule_def(schedules.exchange_hourly_candles_schedule.name)
+    ticks = [datetime(2026, 11, 26, 10, 5), datetime(2026, 11, 30, 0, 5), datetime(2026, 11, 30, 1, 5)]
     with instance_for_test() as instance:
-        requests = [tick_of(schedule, instance, datetime(2026, 11, 26, hour, 5, tzinfo=timezone.utc)).run_requests[0]
-                    for hour in (10, 0)]
-    # 10:05 rebuilds the 26th up to 10:00; 00:05 the 25th's last hour: one run per hour, by its run key.
-    assert [(r.partition_key, r.run_key) for r in requests] == [("2026-11-26", "2026-11-26-09:00"),
-                                                                ("2026-11-25", "2026-11-25-23:00")]
+        requests = [tick_of(schedule, instance, t.replace(tzinfo=timezone.utc)).run_requests[0] for t in ticks]
+    # Thursday 10:05 rebuilds its week (from Monday the 23rd) up to 10:00; Monday 00:05 the last
+    # hour of the week before; 01:05 the new week's first hour: one run per hour, by its run key.
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("2026-11-23", "2026-11-26-09:00"), ("2026-11-23", "2026-11-29-23:00"), ("2026-11-30", "2026-11-30-00:00")]
     assert schedule.cron_schedule == "5 * * * *"
 
 

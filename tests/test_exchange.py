@@ -182,13 +182,17 @@ def test_transient_faults_inside_the_retry_budget_do_not_fail_the_run(resources,
     assert count(engine, PriceSnapshot) == len(sandbox.coinspot.summary) + 1
 
 
+def monday(when: datetime) -> str:
+    """The candles' partition key of the week that holds ``when``."""
+    return f"{when.date() - timedelta(days=when.weekday())}"
+
+
 def materialize_candles(resources, first: datetime, last: datetime, instance=None):
-    """One run over the day partitions from ``first``'s day to ``last``'s."""
+    """One run over the week partitions from ``first``'s week to ``last``'s."""
     return materialize(
         [exchange.coinspot_hourly_candles, checks.candles_consistent],
         resources=resources, instance=instance,
-        tags={"dagster/asset_partition_range_start": f"{first:%Y-%m-%d}",
-              "dagster/asset_partition_range_end": f"{last:%Y-%m-%d}"},
+        tags={"dagster/asset_partition_range_start": monday(first), "dagster/asset_partition_range_end": monday(last)},
     )
 
 
@@ -199,10 +203,9 @@ def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources
     instance = DagsterInstance.ephemeral()
     result = materialize_candles(resources, first, now, instance)
     assert result.success
-    # One run materialized every day partition of the range.
-    days = (now.date() - first.date()).days + 1
+    # One run materialized every week partition of the range (one, or two across a Monday).
     materializations = result.asset_materializations_for_node("coinspot_hourly_candles")
-    assert sorted(m.partition for m in materializations) == [f"{first + timedelta(days=d):%Y-%m-%d}" for d in range(days)]
+    assert sorted(m.partition for m in materializations) == sorted({monday(first), monday(now)})
     candles = rows(engine, Candle.coin, Candle.market, Candle.hour_start, Candle.open, Candle.high, Candle.low,
                    Candle.close, Candle.volume, Candle.trade_count, Candle.source)
     assert candles
@@ -225,8 +228,8 @@ def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources
                 Candle.close, Candle.volume, Candle.trade_count, Candle.source) == candles
 
 
-def test_each_day_lists_the_status_of_its_hours(resources, engine):
-    t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+def test_each_week_lists_the_status_of_its_hours(resources, engine):
+    t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)  # a Sunday: its week began on 23 February
     trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0, total=4000.0,
                    sold_at=t0 + timedelta(days=d, minutes=5), collected_at=t0) for d in (0, 1)]
     snapshot = dict(coin="btc", market="aud", bid=None, ask=None, last=100.0, observed_at=t0 + timedelta(hours=3),
@@ -235,18 +238,19 @@ def test_each_day_lists_the_status_of_its_hours(resources, engine):
         upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
         upsert(conn, PriceSnapshot.__table__, [snapshot], exchange.SNAPSHOT_KEY)
     result = materialize_candles(resources, t0, t0 + timedelta(days=1))
-    by_day = {m.partition: m.metadata for m in result.asset_materializations_for_node("coinspot_hourly_candles")}
-    # Per day, not the run's total: 2 candles on the 1st (a trade at 10:00, a price at 13:00), 1 on the 2nd.
-    assert {day: m["dagster/row_count"].value for day, m in by_day.items()} == {"2026-03-01": 2, "2026-03-02": 1}
-    hours = {r.data["hour"]: r.data for r in by_day["2026-03-01"]["hours"].value.records}
-    assert len(hours) == 24
-    assert (hours["10:00"]["from trades"], hours["10:00"]["status"]) == ("1", "built")
-    assert (hours["13:00"]["from snapshots"], hours["13:00"]["status"]) == ("1", "built")
-    assert hours["11:00"]["status"] == "no trades or prices"
+    by_week = {m.partition: m.metadata for m in result.asset_materializations_for_node("coinspot_hourly_candles")}
+    # Per week, not the run's total: 2 candles on Sunday the 1st (a trade at 10:00, a price at 13:00),
+    # 1 on Monday the 2nd, the next week.
+    assert {week: m["dagster/row_count"].value for week, m in by_week.items()} == {"2026-02-23": 2, "2026-03-02": 1}
+    hours = {r.data["hour"]: r.data for r in by_week["2026-02-23"]["hours"].value.records}
+    assert len(hours) == 7 * 24
+    assert (hours["Sun 2026-03-01 10:00"]["from trades"], hours["Sun 2026-03-01 10:00"]["status"]) == ("1", "built")
+    assert (hours["Sun 2026-03-01 13:00"]["from snapshots"], hours["Sun 2026-03-01 13:00"]["status"]) == ("1", "built")
+    assert hours["Sun 2026-03-01 11:00"]["status"] == "no trades or prices"
 
 
-def test_rematerializing_a_day_replaces_exactly_its_hours(resources, engine):
-    t0 = datetime(2026, 3, 1, 22, tzinfo=timezone.utc)
+def test_rematerializing_a_week_replaces_exactly_its_hours(resources, engine):
+    t0 = datetime(2026, 3, 1, 22, tzinfo=timezone.utc)  # Sunday night: the week turns at midnight
     trades = [dict(coin="eth", market="aud", side="buy", amount=1.0, rate=4000.0 + i, total=4000.0 + i,
                    sold_at=t0 + timedelta(minutes=20 * i), collected_at=t0) for i in range(9)]  # 22:00 .. 00:40
     with engine.begin() as conn:
@@ -257,13 +261,13 @@ def test_rematerializing_a_day_replaces_exactly_its_hours(resources, engine):
 
     with engine.begin() as conn:  # a late trade lands in 23:00
         upsert(conn, Trade.__table__, [{**trades[0], "rate": 9999.0, "sold_at": t0 + timedelta(minutes=119)}], exchange.TRADE_KEY)
-    assert materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-03-01").success
+    assert materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-02-23").success
     after = {c.hour_start: c for c in rows(engine, Candle.hour_start, Candle.close, Candle.trade_count, Candle.computed_at)}
     eleven = t0 + timedelta(hours=1)
     assert (after[eleven].close, after[eleven].trade_count) == (9999.0, 4)
-    assert after[t0].computed_at == after[eleven].computed_at != before[t0].computed_at  # the whole day, again
+    assert after[t0].computed_at == after[eleven].computed_at != before[t0].computed_at  # the whole week, again
     midnight = t0 + timedelta(hours=2)
-    assert after[midnight] == before[midnight]  # the next day: untouched, computed_at included
+    assert after[midnight] == before[midnight]  # the next week: untouched, computed_at included
 
 
 def test_hours_without_trades_get_candles_from_snapshots(resources, engine):

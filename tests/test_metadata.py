@@ -96,19 +96,19 @@ def test_a_preview_never_shows_scientific_notation():
 @pytest.mark.integration
 def test_a_multi_partition_candle_run_records_each_partitions_own_row_count(resources, engine):
     t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
-    # The 1st: two coins at 10:00, one at 11:00; the 2nd: one; the 3rd: none.
+    # The week of Sunday the 1st: two coins at 10:00, one at 11:00; the week of the 2nd: one; the 9th's: none.
     trades = [dict(coin=coin, market="aud", side="buy", amount=1.0, rate=4.61804e+09, total=4.61804e+09,
                    sold_at=t0 + timedelta(minutes=minutes), collected_at=t0)
               for coin, minutes in (("btc", 5), ("eth", 10), ("btc", 70), ("eth", 24 * 60))]
     with engine.begin() as conn:
         upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
     result = materialize([exchange.coinspot_hourly_candles], resources=resources, instance=DagsterInstance.ephemeral(),
-                         tags={"dagster/asset_partition_range_start": "2026-03-01",
-                               "dagster/asset_partition_range_end": "2026-03-03"})
+                         tags={"dagster/asset_partition_range_start": "2026-02-23",
+                               "dagster/asset_partition_range_end": "2026-03-09"})
     assert result.success
     counts = {m.partition: m.metadata["dagster/row_count"].value
               for m in result.asset_materializations_for_node("coinspot_hourly_candles")}
-    assert counts == {"2026-03-01": 3, "2026-03-02": 1, "2026-03-03": 0}
+    assert counts == {"2026-02-23": 3, "2026-03-02": 1, "2026-03-09": 0}
     event = result.asset_materializations_for_node("coinspot_hourly_candles")[0]
     assert event.metadata["dagster/table_name"].value == "exchange_candles"
     preview = cells(event.metadata["preview"])
@@ -117,7 +117,7 @@ def test_a_multi_partition_candle_run_records_each_partitions_own_row_count(reso
     # One partition: its own count and hours, the same way.
     single = materialize([exchange.coinspot_hourly_candles], resources=resources, partition_key="2026-03-02")
     [event] = single.asset_materializations_for_node("coinspot_hourly_candles")
-    assert event.metadata["dagster/row_count"].value == 1 and len(event.metadata["hours"].value.records) == 24
+    assert event.metadata["dagster/row_count"].value == 1 and len(event.metadata["hours"].value.records) == 7 * 24
 
 
 def test_a_long_run_keeps_the_runs_total(monkeypatch):

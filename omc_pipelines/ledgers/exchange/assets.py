@@ -11,7 +11,7 @@ from omc_pipelines.db import upsert
 from omc_pipelines.ledgers import keep_valid
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
 from omc_pipelines.metadata import definition, per_partition, preview, standard
-from omc_pipelines.partitions import CANDLE_DAYS
+from omc_pipelines.partitions import CANDLE_WEEKS
 from omc_pipelines.resources import CoinSpotResource, LedgerDatabase
 from omc_pipelines.sources.coinspot import PriceQuote, TradePrint
 from omc_pipelines.sources.http import SourceError
@@ -249,18 +249,18 @@ def build_candles(
 @asset(
     group_name=GROUP,
     kinds={"sql"},
-    partitions_def=CANDLE_DAYS,
+    partitions_def=CANDLE_WEEKS,
     backfill_policy=BackfillPolicy.single_run(),
     deps=[coinspot_trades, coinspot_price_snapshots],
     **definition(Candle, group=GROUP, source="coinspot"),
     description="Hourly OHLCV per coin and market from stored trades (from price snapshots, "
-    "without volume, for hours with no trade), aggregated in the database. Partitioned by day "
-    "(each day's materialization lists its hours); a run replaces exactly the ended hours of its days.",
+    "without volume, for hours with no trade), aggregated in the database. Partitioned by week, Monday to "
+    "Monday UTC (each week's materialization lists its hours); a run replaces exactly the ended hours of its weeks.",
 )
 def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDatabase) -> MaterializeResult:
     window = context.partition_time_window
     now = datetime.now(timezone.utc)
-    # The day under way is built up to the last hour that has ended: no half-hour candle.
+    # The week under way is built up to the last hour that has ended: no half-hour candle.
     start, end = window.start.astimezone(timezone.utc), min(window.end.astimezone(timezone.utc), hour_of(now))
     end = max(start, end)
     context.log.info(f"building candles for [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC")
@@ -270,10 +270,10 @@ def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDat
         shown = standard(conn, Candle, newest=("hour_start", "coin"), where=in_window,
                          columns=("coin", "market", "hour_start", "open", "high", "low", "close", "volume",
                                   "trade_count", "source"))
-        days = hours_by_day(conn, window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc), end)
-    per_day = {day: {"dagster/row_count": sum(h["from trades"] + h["from snapshots"] for h in hours),
-                     "hours": preview(hours, limit=24)} for day, hours in days.items()}
-    per_partition(context, per_day)
+        weeks = hours_by_week(conn, window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc), end)
+    per_week = {week: {"dagster/row_count": sum(h["from trades"] + h["from snapshots"] for h in hours),
+                       "hours": preview(hours, limit=len(hours))} for week, hours in weeks.items()}
+    per_partition(context, per_week)
     return MaterializeResult(
         metadata={
             "window_start": MetadataValue.timestamp(start),
@@ -281,7 +281,7 @@ def coinspot_hourly_candles(context: AssetExecutionContext, ledger_db: LedgerDat
             "candles": counts["from_trades"] + counts["from_snapshots"],
             **counts,
             **shown,
-            **(per_day[context.partition_key] if len(days) == 1 else {}),
+            **(per_week[context.partition_key] if len(weeks) == 1 else {}),
         }
     )
 
@@ -290,9 +290,9 @@ def hour_of(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def hours_by_day(conn: sa.Connection, start: datetime, end: datetime, built_until: datetime) -> dict[str, list[dict]]:
-    """Each day of [start, end) (by partition key) with the status of its 24 hours: candles from
-    trades and from snapshots, and whether the hour is built, empty, or not yet ended."""
+def hours_by_week(conn: sa.Connection, start: datetime, end: datetime, built_until: datetime) -> dict[str, list[dict]]:
+    """Each week of [start, end) (by partition key: its Monday) with the status of its 168 hours:
+    candles from trades and from snapshots, and whether the hour is built, empty, or not yet ended."""
     found = conn.execute(
         sa.select(Candle.hour_start, Candle.source, sa.func.count())
         .where(Candle.hour_start >= start, Candle.hour_start < end)
@@ -301,16 +301,17 @@ def hours_by_day(conn: sa.Connection, start: datetime, end: datetime, built_unti
     counted: dict[datetime, dict[str, int]] = {}
     for hour, source, n in found:
         counted.setdefault(hour.astimezone(timezone.utc), {})[source] = n
-    days: dict[str, list[dict]] = {}
+    weeks: dict[str, list[dict]] = {}
     hour = start
     while hour < end:
         got = counted.get(hour, {})
         status = "not yet ended" if hour >= built_until else "built" if got else "no trades or prices"
-        days.setdefault(hour.strftime("%Y-%m-%d"), []).append(
-            {"hour": hour.strftime("%H:00"), "from trades": got.get("trades", 0),
+        monday = hour.date() - timedelta(days=hour.weekday())
+        weeks.setdefault(monday.isoformat(), []).append(
+            {"hour": hour.strftime("%a %Y-%m-%d %H:00"), "from trades": got.get("trades", 0),
              "from snapshots": got.get("snapshots", 0), "status": status})
         hour += timedelta(hours=1)
-    return days
+    return weeks
 
 
 ASSETS = [coinspot_price_snapshots, coinspot_trades, coinspot_hourly_candles]

@@ -29,7 +29,7 @@ exchange_candles_job = define_asset_job(
     "exchange_hourly_candles",
     tags=INGESTION_RETRIES,
     selection=AssetSelection.assets(exchange.coinspot_hourly_candles),
-    description="Hourly OHLCV candles, partitioned by day; backfill a range of days from the Backfills page as one run.",
+    description="Hourly OHLCV candles, partitioned by week (Mondays, UTC); backfill a range of weeks as one run.",
 )
 
 
@@ -46,13 +46,15 @@ exchange_every_minute = every_minute("exchange_every_minute", exchange_market_da
     cron_schedule="5 * * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
-    description="Five past each hour (late trades have arrived by then): the day of the hour just ended, "
+    description="Five past each hour (late trades have arrived by then): the week of the hour just ended, "
     "rebuilt up to that hour from its stored trades and prices.",
 )
 def exchange_hourly_candles_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     ended = context.scheduled_execution_time.astimezone(timezone.utc).replace(minute=0) - timedelta(hours=1)
-    # One run per hour (its run key), for the day partition that hour belongs to.
-    return RunRequest(run_key=ended.strftime("%Y-%m-%d-%H:00"), partition_key=ended.strftime("%Y-%m-%d"))
+    # One run per hour (its run key), for the week partition (its Monday) that hour belongs to: a
+    # tick caught up after an outage rebuilds every hour of its week that the outage missed.
+    monday = ended.date() - timedelta(days=ended.weekday())
+    return RunRequest(run_key=ended.strftime("%Y-%m-%d-%H:00"), partition_key=monday.isoformat())
 
 ALL_JOBS = [exchange_market_data_job, exchange_candles_job]
 ALL_SCHEDULES = [exchange_every_minute, exchange_hourly_candles_schedule]
