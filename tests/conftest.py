@@ -65,6 +65,23 @@ def postgres_database():
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def dagster_postgres_url():
+    """A scratch PostgreSQL database for Dagster's own storage (runs, event logs, schedules), as the
+    postgresql+psycopg2 URL that deploy/postgres/dagster.yaml reads from DAGSTER_POSTGRES_URL."""
+    name = f"omc_dagster_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = postgres_admin()
+    except psycopg.OperationalError as exc:
+        _postgres_missing(str(exc).splitlines()[0])
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg2", database=name)
+    yield url.render_as_string(hide_password=False)
+    with postgres_admin() as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def sqlite_ledger(tmp_path_factory) -> Path:
     """A migrated, empty SQLite ledger, made once per session: each test gets a copy of the file

@@ -15,10 +15,8 @@ import copy
 import json
 import re
 import tomllib
-import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -334,22 +332,10 @@ def test_the_embedded_instance_file_is_valid_as_it_stands():
 
 
 @pytest.fixture
-def scratch_postgres(monkeypatch):
-    """A database for Dagster's storage, dropped at the end; DAGSTER_POSTGRES_URL points at it."""
-    from conftest import POSTGRES_SERVER, _postgres_missing, postgres_admin
-
-    name = f"omc_deploy_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = postgres_admin()
-    except psycopg.OperationalError as exc:
-        _postgres_missing(str(exc).splitlines()[0])
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg2", database=name)
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", url.render_as_string(hide_password=False))
-    yield url
-    with postgres_admin() as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+def scratch_postgres(dagster_postgres_url, monkeypatch):
+    """A database for Dagster's storage (conftest's, dropped at the end); DAGSTER_POSTGRES_URL points at it."""
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_postgres_url)
+    return sa.make_url(dagster_postgres_url)
 
 
 @pytest.mark.integration

@@ -16,11 +16,9 @@ One start of each process, then, in order:
 
 import json
 import time
-import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterInstance
@@ -50,25 +48,6 @@ TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 RUN_TIMEOUT = 60.0
 
 RUN_FIELDS = "runId status jobName creationTime tags { key value }"
-
-
-@pytest.fixture
-def dagster_storage_url():
-    """A scratch database for Dagster's own storage (runs, event logs, schedules), as the
-    postgresql+psycopg2 URL that deploy/postgres/dagster.yaml reads from DAGSTER_POSTGRES_URL."""
-    from conftest import POSTGRES_SERVER, _postgres_missing, postgres_admin
-
-    name = f"omc_dagster_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = postgres_admin()
-    except psycopg.OperationalError as exc:
-        _postgres_missing(str(exc).splitlines()[0])
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg2", database=name)
-    yield url.render_as_string(hide_password=False)
-    with postgres_admin() as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 # --- GraphQL, the instance and polling ---------------------------------------------------------
@@ -208,12 +187,12 @@ def the_daemon_was_down_for_an_hour(prod: stack.Production) -> float:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_production_topology_runs_schedules_and_sensors_and_survives_restarts(
-    database_url, dagster_storage_url, sandbox, tmp_path, monkeypatch
+    database_url, dagster_postgres_url, sandbox, tmp_path, monkeypatch
 ):
     engine = get_engine(database_url)
     env = {
         **sandbox.env(),
-        "DAGSTER_POSTGRES_URL": dagster_storage_url,
+        "DAGSTER_POSTGRES_URL": dagster_postgres_url,
         "OMC_DATABASE_URL": database_url,
         "OMC_LISTING_SENSOR_SECONDS": "5",
         "OMC_FILING_SENSOR_SECONDS": "5",
@@ -221,7 +200,7 @@ def test_the_production_topology_runs_schedules_and_sensors_and_survives_restart
         "OMC_SEC_CIKS": f"{STRATEGY},{COINBASE}",
         "OMC_COINSPOT_WATCHLIST": "btc",
     }
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_storage_url)  # for this process's view of the instance
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_postgres_url)  # for this process's view of the instance
     timings: dict[str, float] = {}
     clock = time.monotonic()
 
