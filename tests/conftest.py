@@ -8,9 +8,11 @@ in CI (CI is set), where a missing database is a broken build, not a pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -44,42 +46,41 @@ def postgres_admin() -> psycopg.Connection:
     )
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
-    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
-    name = f"omc_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def scratch_postgres(prefix: str, drivername: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL with ``drivername``), dropped on exit. Without a
+    server: conftest's rule, a skip here with the reason, a failure in CI."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         admin = postgres_admin()
     except psycopg.OperationalError as exc:
         _postgres_missing(str(exc).splitlines()[0])
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg", database=name)
-    url = url.render_as_string(hide_password=False)
-    upgrade(get_engine(url))
-    yield url
-    get_engine(url).dispose()
-    # A connection of its own: one held through the session would not outlive a server restart
-    # (test_postgres_restart.py).
-    with postgres_admin() as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    try:
+        yield sa.make_url(POSTGRES_SERVER).set(drivername=drivername, database=name).render_as_string(hide_password=False)
+    finally:
+        # A connection of its own: one held through the session would not outlive a server restart
+        # (test_postgres_restart.py).
+        with postgres_admin() as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
+    with scratch_postgres("omc_test", "postgresql+psycopg") as url:
+        upgrade(get_engine(url))
+        yield url
+        get_engine(url).dispose()
 
 
 @pytest.fixture
 def dagster_postgres_url():
     """A scratch PostgreSQL database for Dagster's own storage (runs, event logs, schedules), as the
     postgresql+psycopg2 URL that deploy/postgres/dagster.yaml reads from DAGSTER_POSTGRES_URL."""
-    name = f"omc_dagster_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = postgres_admin()
-    except psycopg.OperationalError as exc:
-        _postgres_missing(str(exc).splitlines()[0])
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_SERVER).set(drivername="postgresql+psycopg2", database=name)
-    yield url.render_as_string(hide_password=False)
-    with postgres_admin() as admin:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with scratch_postgres("omc_dagster", "postgresql+psycopg2") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
