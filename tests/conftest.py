@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterInstance
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import Base
@@ -115,6 +116,16 @@ def database_url(request, tmp_path):
 @pytest.fixture
 def engine(database_url) -> sa.Engine:
     return get_engine(database_url)
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """Dagster's in-memory instance, the one ``materialize`` makes by default, for runs and sensor
+    ticks in the test's process. What our sensors and checks read of it (runs by tag, the latest
+    materialization) behaves as on the daemon's instance, which test_topology.py runs for real;
+    instance_for_test's SQLite file per run costs a connection per event, ~2-3 s of a trading test."""
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import build_sensor_context, instance_for_test, materialize
+from dagster import build_sensor_context, materialize
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
@@ -39,13 +39,6 @@ def catalyst_resources(database_url, sandbox):
 def events(engine, source):
     with engine.connect() as conn:
         return {r.external_id: r for r in conn.execute(sa.select(CatalystEvent).where(CatalystEvent.source == source))}
-
-
-@pytest.fixture
-def instance():
-    """A real Dagster instance (SQLite storage in a temporary folder), as the daemon has."""
-    with instance_for_test() as instance:
-        yield instance
 
 
 def tick(sensor, resources, instance, cursor=None):

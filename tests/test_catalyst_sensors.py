@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import DagsterRunStatus, build_sensor_context, instance_for_test, materialize
+from dagster import DagsterRunStatus, build_sensor_context, materialize
 from dagster._core.test_utils import create_run_for_test
 
 from omc_pipelines.ledgers.catalyst import assets as catalyst, sensors
@@ -15,12 +15,6 @@ from omc_pipelines.sandbox.sec import COINBASE, STRATEGY
 
 pytestmark = pytest.mark.integration
 AGENT = "OMC Pipelines tests tests@example.com"
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, materialize
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import Candle, PriceSnapshot, Trade
@@ -196,11 +196,10 @@ def materialize_candles(resources, first: datetime, last: datetime, instance=Non
     )
 
 
-def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources, engine, sandbox):
+def test_candles_match_the_trades_and_a_backfill_twice_changes_nothing(resources, engine, sandbox, instance):
     assert run_market_data(resources).success
     now = datetime.now(timezone.utc)
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=8)
-    instance = DagsterInstance.ephemeral()
     result = materialize_candles(resources, first, now, instance)
     assert result.success
     # One run materialized every week partition of the range (one, or two across a Monday).

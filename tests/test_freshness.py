@@ -5,7 +5,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dagster import instance_for_test, materialize
+from dagster import materialize
 from dagster._core.definitions.freshness import FreshnessState
 from dagster._core.definitions.freshness_evaluator import FRESHNESS_EVALUATORS_BY_POLICY_TYPE
 from dagster._core.loader import LoadingContextForTest
@@ -24,16 +24,15 @@ def freshness(instance, node, at: datetime) -> FreshnessState:
         return asyncio.run(evaluator.evaluate_freshness(LoadingContextForTest(instance), node))
 
 
-def test_prices_turn_red_when_the_minutely_schedule_stops(resources):
+def test_prices_turn_red_when_the_minutely_schedule_stops(resources, instance):
     graph = build_defs(settings.load({"OMC_FRESHNESS_MINUTES": "10"})).resolve_asset_graph()
     node = graph.get(exchange.coinspot_price_snapshots.key)
-    with instance_for_test() as instance:
-        assert freshness(instance, node, datetime.now(timezone.utc)) == FreshnessState.UNKNOWN  # never written
-        assert materialize([exchange.coinspot_price_snapshots], resources=resources, instance=instance).success
-        written = datetime.now(timezone.utc)
-        assert freshness(instance, node, written + timedelta(minutes=1)) == FreshnessState.PASS
-        assert freshness(instance, node, written + timedelta(minutes=6)) == FreshnessState.WARN
-        assert freshness(instance, node, written + timedelta(minutes=11)) == FreshnessState.FAIL
+    assert freshness(instance, node, datetime.now(timezone.utc)) == FreshnessState.UNKNOWN  # never written
+    assert materialize([exchange.coinspot_price_snapshots], resources=resources, instance=instance).success
+    written = datetime.now(timezone.utc)
+    assert freshness(instance, node, written + timedelta(minutes=1)) == FreshnessState.PASS
+    assert freshness(instance, node, written + timedelta(minutes=6)) == FreshnessState.WARN
+    assert freshness(instance, node, written + timedelta(minutes=11)) == FreshnessState.FAIL
 
 
 def test_every_ledger_asset_but_the_catalysts_the_imported_history_and_research_has_a_policy():

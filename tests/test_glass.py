@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import AssetSelection, DagsterInstance, instance_for_test, materialize
+from dagster import AssetSelection, materialize
 
 from omc_pipelines.db.models import ChainTvl, ProtocolFees, ProtocolSnapshot, StablecoinSupply
 from omc_pipelines.ledgers.glass import assets as glass, checks
@@ -100,7 +100,7 @@ def test_snapshots_are_stored_as_of_today_and_a_rerun_replaces_only_today(glass_
     assert metadata["not_found"].value == []
 
 
-def test_throttling_is_ridden_out_and_a_negative_tvl_is_rejected_with_its_reason(glass_resources, engine, sandbox):
+def test_throttling_is_ridden_out_and_a_negative_tvl_is_rejected_with_its_reason(glass_resources, engine, sandbox, instance):
     sandbox.inject(Fault("/v2/historicalChainTvl", "429", times=2, retry_after=0))
     first, day = TODAY - timedelta(days=2), TODAY - timedelta(days=1)
     sandbox.defillama.set_tvl("Tron", day, -5.0)
@@ -118,19 +118,18 @@ def test_throttling_is_ridden_out_and_a_negative_tvl_is_rejected_with_its_reason
     assert list(failed) == ["Tron"] and f"Tron on {day}: negative tvl=-5.0" in failed["Tron"]
     # The blocking check judges the rows its run wrote: a stored bad row of another run fails no
     # later run, and a bad row among the run's own fails it.
-    with instance_for_test() as instance:
-        with engine.begin() as conn:
-            conn.execute(sa.insert(ChainTvl), [dict(chain="Bitcoin", day=first - timedelta(days=30), tvl_usd=-5.0,
-                                                    collected_at=datetime.now(timezone.utc))])
-        result = materialize(assets, resources=glass_resources, partition_key=first.isoformat(), instance=instance)
-        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
-        with engine.begin() as conn:  # one of the run's own rows gone bad (another writer, a bug)
-            conn.execute(sa.update(ChainTvl).where(ChainTvl.chain == "Ethereum", ChainTvl.day == first).values(tvl_usd=-1.0))
-        check = next(c for c in checks_of(glass.defillama_chain_tvl) if "tvl_not_negative" in str(c.check_keys))
-        judged = materialize([glass.defillama_chain_tvl, check], selection=AssetSelection.checks(check),
-                             resources=glass_resources, instance=instance, raise_on_error=False)
-        [evaluation] = judged.get_asset_check_evaluations()
-        assert not evaluation.passed and evaluation.metadata["negative"].value == 1
+    with engine.begin() as conn:
+        conn.execute(sa.insert(ChainTvl), [dict(chain="Bitcoin", day=first - timedelta(days=30), tvl_usd=-5.0,
+                                                collected_at=datetime.now(timezone.utc))])
+    result = materialize(assets, resources=glass_resources, partition_key=first.isoformat(), instance=instance)
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    with engine.begin() as conn:  # one of the run's own rows gone bad (another writer, a bug)
+        conn.execute(sa.update(ChainTvl).where(ChainTvl.chain == "Ethereum", ChainTvl.day == first).values(tvl_usd=-1.0))
+    check = next(c for c in checks_of(glass.defillama_chain_tvl) if "tvl_not_negative" in str(c.check_keys))
+    judged = materialize([glass.defillama_chain_tvl, check], selection=AssetSelection.checks(check),
+                         resources=glass_resources, instance=instance, raise_on_error=False)
+    [evaluation] = judged.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["negative"].value == 1
 
 
 # --- answers that would shrink a ledger: errors, never facts --------------------------------------
@@ -155,7 +154,7 @@ def stored_tvl(engine) -> dict:
 
 
 @pytest.mark.parametrize("blank", ["empty series", "all NaN", "all null", "no point in the window"])
-def test_one_chain_answering_no_tvl_keeps_its_days_and_is_listed(glass_resources, engine, sandbox, blank):
+def test_one_chain_answering_no_tvl_keeps_its_days_and_is_listed(glass_resources, engine, sandbox, blank, instance):
     first = TODAY - timedelta(days=3)
     assert materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 3)).success
     before = stored_tvl(engine)
@@ -168,7 +167,6 @@ def test_one_chain_answering_no_tvl_keeps_its_days_and_is_listed(glass_resources
         sandbox.defillama.fill_series("Solana", float("nan") if blank == "all NaN" else None)
     sandbox.defillama.set_tvl("Ethereum", first, 42.0)
 
-    instance = DagsterInstance.ephemeral()
     result = materialize([glass.defillama_chain_tvl], resources=glass_resources, tags=days(first, 3), instance=instance)
 
     assert result.success  # the other chains are written

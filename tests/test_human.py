@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 
 from omc_pipelines.db.models import CoinSentimentDaily, HumanItem
 from omc_pipelines.ledgers.human import assets as human, checks
@@ -95,13 +95,12 @@ def test_one_broken_feed_loses_nothing_of_the_others(database_url, engine, sandb
     assert {i.source for i in items(engine)} == {f"news:{n}" for n in parse_feeds(resources["news"].feeds) if n != "decrypt"}
 
 
-def test_entries_a_feed_leaves_out_are_counted_in_the_metadata_and_logged(database_url, engine, sandbox):
+def test_entries_a_feed_leaves_out_are_counted_in_the_metadata_and_logged(database_url, engine, sandbox, instance):
     resources = human_resources(database_url, sandbox)
     feed = sandbox.human.news.feeds["cointelegraph"]
     feed.items.insert(0, "\n<item><title>Bitcoin note without a link</title><description>x</description></item>")
     feed.items.insert(0, '\n<item><title>Guid only</title>'
                          '<guid isPermaLink="false">https://cointelegraph.com/news/guid-only</guid></item>')
-    instance = DagsterInstance.ephemeral()
     result = materialize([human.news_items], resources=resources, instance=instance)
     assert result.success
     metadata = result.asset_materializations_for_node("news_items")[0].metadata

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from dagster import DagsterInstance, TableSchema, materialize
+from dagster import TableSchema, materialize
 
 from omc_pipelines import metadata, settings
 from omc_pipelines.db import upsert
@@ -94,7 +94,7 @@ def test_a_preview_never_shows_scientific_notation():
 
 
 @pytest.mark.integration
-def test_a_multi_partition_candle_run_records_each_partitions_own_row_count(resources, engine):
+def test_a_multi_partition_candle_run_records_each_partitions_own_row_count(resources, engine, instance):
     t0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
     # The week of Sunday the 1st: two coins at 10:00, one at 11:00; the week of the 2nd: one; the 9th's: none.
     trades = [dict(coin=coin, market="aud", side="buy", amount=1.0, rate=4.61804e+09, total=4.61804e+09,
@@ -102,7 +102,7 @@ def test_a_multi_partition_candle_run_records_each_partitions_own_row_count(reso
               for coin, minutes in (("btc", 5), ("eth", 10), ("btc", 70), ("eth", 24 * 60))]
     with engine.begin() as conn:
         upsert(conn, Trade.__table__, trades, exchange.TRADE_KEY)
-    result = materialize([exchange.coinspot_hourly_candles], resources=resources, instance=DagsterInstance.ephemeral(),
+    result = materialize([exchange.coinspot_hourly_candles], resources=resources, instance=instance,
                          tags={"dagster/asset_partition_range_start": "2026-02-23",
                                "dagster/asset_partition_range_end": "2026-03-09"})
     assert result.success

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from dagster import EnvVar, build_sensor_context, instance_for_test, materialize
+from dagster import DagsterInstance, EnvVar, build_sensor_context, materialize
 
 from omc_pipelines.db import upsert
 from omc_pipelines.db.models import CatalystEvent
@@ -24,12 +24,6 @@ from omc_trading.tables import orders, paper_fills, positions, signals
 pytestmark = pytest.mark.integration
 LISTING_CHECKS = [c for c in checks.ALL if {k.asset_key for k in c.check_keys} == {catalyst.coinspot_announcements.key}]
 SECRETS = (FULL_ACCESS_KEY, FULL_ACCESS_SECRET, READ_ONLY_KEY, READ_ONLY_SECRET)
-
-
-@pytest.fixture
-def instance():
-    with instance_for_test() as instance:
-        yield instance
 
 
 def resources_for(database_url, sandbox, **rules) -> dict:
@@ -110,7 +104,7 @@ def test_a_run_that_failed_after_sending_an_order_is_never_retried_and_one_that_
     def broken(*args):
         raise RuntimeError("connection reset")
 
-    with instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 0}}) as instance:
+    with DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 0}}) as instance:
         _, request = listing_run(paper, sandbox, instance)
         request = request._replace(tags={**request.tags, **sensors.RUN_RETRIES})  # as its job's runs carry them
         # Before any order: the broker's balance cannot be read, the run fails, and Dagster will retry it.
