@@ -1,21 +1,17 @@
-"""`omc dev`: the sandbox and `dg dev` together, one Ctrl-C stops both; a taken port is one line;
-the code location's name does not depend on the clone's folder."""
+"""`omc dev`: a taken port is one line; dg dev ending by itself stops the sandbox; the code
+location's name does not depend on the clone's folder. The whole of `omc dev` (the UI, the daemon,
+one Ctrl-C stopping them) is tests/test_ui.py."""
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from omc_pipelines import cli
-from omc_pipelines.sandbox.stack import EMBEDDED_INSTANCE, ROOT, free_port
+from omc_pipelines.sandbox.stack import ROOT, free_port
 
 OMC = str(Path(sys.executable).with_name("omc"))
 
@@ -96,67 +92,3 @@ def test_the_code_location_name_does_not_depend_on_the_folder(tmp_path):
     assert DgContext.for_project_environment(clone, {}).code_location_name == "omc_pipelines"
     [entry] = yaml.safe_load((clone / "workspace.yaml").read_text())["load_from"]
     assert entry["python_module"]["location_name"] == "omc_pipelines"
-
-
-def _processes(field: int, value: int) -> list[int]:
-    """The live processes whose /proc stat ``field`` (after the name: 1 = parent, 2 = group) is ``value``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[field]) == value and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _group(pgid: int) -> list[int]:
-    return _processes(2, pgid)
-
-
-def _children(pid: int) -> list[int]:
-    return _processes(1, pid)
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_omc_dev_serves_the_ui_and_the_sandbox_and_one_sigint_stops_both(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(EMBEDDED_INSTANCE.read_text().replace(".omc/dagster", str(tmp_path / "dagster")))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMC_")}
-    env.update(DAGSTER_HOME=str(home), OMC_HOME=str(tmp_path / ".omc"))
-    ui_port, sandbox_port = free_port(), free_port()
-    log = tmp_path / "omc-dev.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen([OMC, "dev", "--port", str(ui_port), "--sandbox-port", str(sandbox_port)],
-                                   cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.5)
-        assert httpx.get(f"http://127.0.0.1:{sandbox_port}/pubapi/v2/latest", timeout=5).status_code == 200
-        [dg] = _children(process.pid)
-        assert _group(dg), "dg dev runs in a process group of its own"
-        started = time.monotonic()
-        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        assert process.wait(timeout=30) == 0, log.read_text()[-4000:]
-        stopped_in = time.monotonic() - started
-        while _group(dg) and time.monotonic() - started < 10:
-            time.sleep(0.2)
-        assert _group(dg) == [], "nothing of dg dev's group is left"
-        assert not cli._port_taken(ui_port) and not cli._port_taken(sandbox_port)
-        assert stopped_in < 25, stopped_in
-        text = log.read_text()
-        assert f"Dagster UI at http://127.0.0.1:{ui_port}" in text and "Ctrl-C" in text
-    finally:
-        if process.poll() is None:
-            process.kill()

@@ -1,13 +1,19 @@
-"""The whole stack as a user runs it: `dg dev` (web UI and daemon) from the
-repository root, the project's dagster.yaml, the sandbox, a real Chromium."""
+"""The whole stack as a user runs it: `omc dev` (`dg dev`: the web UI, the daemon and the code
+location) on the project's dagster.yaml and the sandbox, driven in a real Chromium, stopped by one
+Ctrl-C."""
 
+import contextlib
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from dagster import AssetKey
@@ -15,7 +21,7 @@ from playwright.sync_api import expect
 
 from omc_pipelines.db import get_engine, upgrade
 from omc_pipelines.db.models import PriceSnapshot
-from omc_pipelines import settings
+from omc_pipelines import cli, settings
 from omc_pipelines.definitions import build_defs, build_resources
 from omc_pipelines.sandbox import stack
 
@@ -42,26 +48,107 @@ DEFS = build_defs(settings.load({}))
 QUICK_STUDY = {"ops": {"research_event_study": {"config": {"resamples": 100}}}}
 
 
+class OmcDev:
+    """`omc dev` as a person starts it: `dg dev` (the web UI, the daemon and the code location) on
+    a copy of the project's instance, a ledger database of its own, the test's sandbox."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]):
+        self.workdir, self.env = workdir, env
+        self.database = env["OMC_DATABASE_URL"]
+        self.home = stack.instance_home(workdir, stack.EMBEDDED_INSTANCE)
+        self.port = stack.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "omc-dev.log"
+        # --real: no sandbox of its own; the sources are the environment's, here the test's sandbox.
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("omc")), "dev", "--real", "--port", str(self.port)],
+                cwd=workdir, env={**os.environ, **env, "DAGSTER_HOME": str(self.home)},
+                stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_until_served(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()[-4000:]
+            assert time.monotonic() < deadline, self.log.read_text()[-4000:]
+            time.sleep(0.5)
+
+    def materialize_here(self, names, monkeypatch):
+        """Materialize ``names`` in this process into the UI's instance."""
+        from dagster import DagsterInstance, materialize
+
+        for name, value in self.env.items():  # the resources read their secrets as EnvVars
+            monkeypatch.setenv(name, value)
+        defs = build_defs(settings.load(self.env))
+        assets = [a for a in defs.assets if a.key.to_user_string() in names]
+        with DagsterInstance.from_config(str(self.home)) as instance:
+            return materialize(assets, resources=build_resources(settings.load(self.env)), instance=instance,
+                               run_config=QUICK_STUDY)
+
+    def interrupt(self) -> float:
+        """One SIGINT, as Ctrl-C sends: `omc dev` exits 0 and leaves nothing of `dg dev`'s process
+        group (the webserver, the daemon, the code server, their runs) and no port taken. Returns
+        the seconds it took."""
+        [dg] = _children(self.process.pid)
+        assert _group(dg), "dg dev runs in a process group of its own"
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGINT)
+        assert self.process.wait(timeout=30) == 0, self.log.read_text()[-4000:]
+        stopped_in = time.monotonic() - started
+        while _group(dg) and time.monotonic() - started < 10:
+            time.sleep(0.2)
+        assert _group(dg) == [], "nothing of dg dev's group is left"
+        assert not cli._port_taken(self.port)
+        text = self.log.read_text()
+        assert f"Dagster UI at {self.url} on the real sources" in text and "Ctrl-C" in text, text[-4000:]
+        return stopped_in
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            children = _children(self.process.pid)
+            self.process.kill()
+            self.process.wait()
+            for dg in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(dg, signal.SIGKILL)
+
+
 @pytest.fixture
-def dagster_dev(tmp_path, sandbox, monkeypatch):
-    """`dg dev` against the sandbox, with a ledger database of its own; yields a function that
-    materializes assets in this process into dg dev's instance."""
+def omc_dev(tmp_path, sandbox):
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
     upgrade(get_engine(database))
-    env = {**sandbox.env(), "OMC_DATABASE_URL": database, "OMC_COINSPOT_WATCHLIST": "btc,pepe"}
-    with stack.dagster_dev(tmp_path, env) as url:
-        def materialize_here(names):
-            from dagster import DagsterInstance, materialize
+    dev = OmcDev(tmp_path, {**sandbox.env(), "OMC_DATABASE_URL": database, "OMC_COINSPOT_WATCHLIST": "btc,pepe"})
+    try:
+        dev.wait_until_served()
+        yield dev
+    finally:
+        dev.kill()
 
-            for name, value in env.items():  # the resources read their secrets as EnvVars
-                monkeypatch.setenv(name, value)
-            defs = build_defs(settings.load(env))
-            assets = [a for a in defs.assets if a.key.to_user_string() in names]
-            with DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
-                return materialize(assets, resources=build_resources(settings.load(env)), instance=instance,
-                                   run_config=QUICK_STUDY)
 
-        yield url, database, materialize_here
+def _processes(field: int, value: int) -> list[int]:
+    """The live processes whose /proc stat ``field`` (after the name: 1 = parent, 2 = group) is ``value``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[field]) == value and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _group(pgid: int) -> list[int]:
+    return _processes(2, pgid)
+
+
+def _children(pid: int) -> list[int]:
+    return _processes(1, pid)
 
 
 @pytest.fixture
@@ -107,9 +194,9 @@ class Stages:
         self.page.screenshot(path=str(self.folder / f"{self.taken:02d}-{name}.png"), full_page=True)
 
 
-def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_daemon_runs_the_schedule(
-        dagster_dev, chromium, screenshots):
-    url, database, materialize_here = dagster_dev
+def test_omc_dev_shows_the_groups_lineage_and_automation_launches_a_run_runs_the_schedule_and_stops_on_ctrl_c(
+        omc_dev, chromium, screenshots, monkeypatch):
+    url, database = omc_dev.url, omc_dev.database
     # Tall enough for the catalog's virtualized table to render every asset's row.
     page = chromium.new_page(viewport={"width": 1400, "height": 1800})
     stage = Stages(page, screenshots)
@@ -128,7 +215,7 @@ def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_d
 
     page.set_viewport_size({"width": 1400, "height": 900})  # the rest reads better at a screen's size
     with stage("materialize-from-the-ui"):  # the asset page's own button; the daemon dequeues the run
-        page.goto(f"{url}/assets/{FROM_THE_UI}")
+        visit(page, f"/assets/{FROM_THE_UI}")
         page.get_by_role("button").filter(has_text=re.compile(r"^Materialize$")).click(timeout=30_000)
         page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$")).wait_for(timeout=30_000)
         ui_run = page.locator("a[href*='/runs/']", has_text="View").first.get_attribute("href").rsplit("/", 1)[1]
@@ -137,14 +224,14 @@ def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_d
         trading = {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "trading"}
         catalysts = {p for k in trading for p in graph.get(k).parent_keys if graph.get(p).group_name == "catalyst"}
         assert catalysts == {AssetKey("coinspot_announcements"), AssetKey("sec_filings")}
-        page.goto(f"{url}/locations/omc_pipelines/asset-groups/trading")
+        visit(page, "/locations/omc_pipelines/asset-groups/trading")
         for key in trading | catalysts:  # the catalyst assets drawn as the group's upstream nodes
             page.get_by_text(key.to_user_string(), exact=True).first.wait_for(timeout=30_000)
 
     repository = DEFS.get_repository_def()
     automations = [*repository.schedule_defs, *repository.sensor_defs]
     with stage("automation"):  # every schedule and sensor listed, its toggle on
-        page.goto(f"{url}/automation")
+        visit(page, "/automation")
         for automation in automations:
             name = page.get_by_text(automation.name, exact=True).first
             name.wait_for(timeout=30_000)
@@ -162,7 +249,7 @@ def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_d
     # While the daemon runs the UI's launch and waits for the minute: an asset of each other group,
     # materialized in this process, then what its page shows.
     started = time.monotonic()
-    assert materialize_here({name for name, _ in ONE_OF_EACH_GROUP.values()} - {FROM_THE_UI}).success
+    assert omc_dev.materialize_here({name for name, _ in ONE_OF_EACH_GROUP.values()} - {FROM_THE_UI}, monkeypatch).success
     materialized = time.monotonic()
     for group, (name, column) in ONE_OF_EACH_GROUP.items():
         if name != FROM_THE_UI:
@@ -172,7 +259,7 @@ def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_d
           f"read in the browser in {time.monotonic() - materialized:.1f} s")
 
     with stage("run-launched-from-the-ui"):  # its page says Success; its asset's page shows what it wrote
-        page.goto(f"{url}/runs/{ui_run}")
+        visit(page, f"/runs/{ui_run}")
         page.get_by_text("Success", exact=True).first.wait_for(timeout=150_000)
         run = stack.graphql(url, '{ runOrError(runId: "%s") { ... on Run { status assetSelection { path } '
                                  "tags { key value } } } }" % ui_run)["runOrError"]
@@ -199,8 +286,20 @@ def test_the_ui_shows_the_groups_lineage_and_automation_launches_a_run_and_the_d
     assert {"btc", "pepe"} <= coins
 
     with stage("scheduled-run-checks"):
-        page.goto(f"{url}/assets/coinspot_price_snapshots?view=checks")
+        visit(page, "/assets/coinspot_price_snapshots?view=checks")
         page.get_by_text("prices_positive").first.wait_for(timeout=30_000)
+
+    # One Ctrl-C stops the UI, the daemon and the code server, promptly.
+    stopped_in = omc_dev.interrupt()
+    assert stopped_in < 25, stopped_in
+
+
+def visit(page, path: str) -> None:
+    """Go to ``path`` inside the UI as its own links do (the router, no reload): the page keeps
+    the app it has loaded, where a reload would parse and run the whole app again (~3 s of CPU a
+    page for Chromium here)."""
+    page.evaluate("path => { history.pushState(null, '', path); dispatchEvent(new PopStateEvent('popstate')) }", path)
+    page.wait_for_url(f"**{path}")
 
 
 def shows_table_row_count_and_preview(page, url: str, name: str, column: str) -> None:
@@ -211,7 +310,7 @@ def shows_table_row_count_and_preview(page, url: str, name: str, column: str) ->
                          '{ metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }' % name)
     [latest] = rows["assetOrError"]["assetMaterializations"]
     row_count = next(e["intValue"] for e in latest["metadataEntries"] if e["label"] == "dagster/row_count")
-    page.goto(f"{url}/assets/{name}")
+    visit(page, f"/assets/{name}")
     page.get_by_text(table, exact=True).first.wait_for(timeout=30_000)  # Definition: Storage
     status = page.get_by_text("Row count", exact=True).first
     status.wait_for(timeout=30_000)
@@ -223,3 +322,4 @@ def shows_table_row_count_and_preview(page, url: str, name: str, column: str) ->
     preview.locator("th", has_text=column).first.wait_for(timeout=30_000)
     cells = preview.inner_text()
     assert "[Show Markdown]" not in cells and "e+0" not in cells and "e-0" not in cells, cells
+

@@ -42,7 +42,7 @@ def free_port() -> int:
 def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, instance: Path = EMBEDDED_INSTANCE):
     """Start `dg dev` from the repository root on a copy of ``instance``; yield its URL; stop its whole process group."""
     # The project's instance settings (queued runs, 1 s dequeue, telemetry off), local files in workdir.
-    home = _instance_home(workdir, instance)
+    home = instance_home(workdir, instance)
     port = free_port()
     log_path = workdir / "dg.log"
     dg = str(Path(sys.executable).with_name("dg"))
@@ -75,7 +75,7 @@ def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, insta
                 process.wait()
 
 
-def _instance_home(workdir: Path, instance: Path) -> Path:
+def instance_home(workdir: Path, instance: Path) -> Path:
     """A Dagster home in ``workdir`` holding a copy of ``instance`` whose local files (artifacts,
     compute logs) live in ``workdir``; everything else is the project's file as it stands."""
     home = workdir / "dagster_home"
@@ -161,7 +161,7 @@ class Production:
     as a deployment's does."""
 
     def __init__(self, workdir: Path, env: dict[str, str], instance: Path = POSTGRES_INSTANCE):
-        self.home = _instance_home(workdir, instance)
+        self.home = instance_home(workdir, instance)
         self.code_port = self.web_port = free_port()
         while self.web_port == self.code_port:
             self.web_port = free_port()
