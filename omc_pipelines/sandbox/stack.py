@@ -2,7 +2,7 @@
 project's instance files (dagster.yaml, or deploy/postgres/dagster.yaml):
 
 - `dagster_dev`: `dg dev` (web UI, daemon and code location in one command), as a person
-  runs it; used by the UI test and the latency benchmark.
+  runs it; used by the latency benchmark (the UI test starts it through `omc dev`).
 - `production`: the processes a team runs on a server, each started, stopped and killed on
   its own: the code location as a gRPC code server, `dagster-webserver` and `dagster-daemon`
   pointed at it by a workspace.yaml; used by the deployment test.
