@@ -67,6 +67,30 @@ def scratch_postgres(prefix: str, drivername: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session", autouse=True)
+def alembic_scripts_read_once():
+    """Alembic's migration scripts read once per test process, not at every stamp or upgrade.
+
+    Every Dagster instance a test makes (one per ``materialize`` without ``instance=``) stamps
+    its in-memory storages with Dagster's ~90 migration scripts, and alembic reads them all again
+    each time: a quarter of the CPU of test_exchange and test_glass. The scripts do not change
+    during a session; what is stamped or migrated is the same."""
+    from alembic.script import ScriptDirectory
+
+    read = ScriptDirectory.from_config.__func__
+    scripts: dict[tuple, ScriptDirectory] = {}
+
+    def from_config(cls, config):
+        key = (config.get_main_option("script_location"), config.get_main_option("version_locations"))
+        if key not in scripts:
+            scripts[key] = read(cls, config)
+        return scripts[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScriptDirectory, "from_config", classmethod(from_config))
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_database():
     """A fresh PostgreSQL database for this test session, migrated, dropped at the end."""
