@@ -100,6 +100,20 @@ def postgres_database():
         get_engine(url).dispose()
 
 
+@pytest.fixture(scope="session")
+def emptying_postgres(postgres_database) -> str:
+    """The SQL that empties the session's PostgreSQL ledger between tests, ids starting at 1 again:
+    DELETE and setval, 2 ms. TRUNCATE ... RESTART IDENTITY of the 25 tables took 170 ms (new files
+    for every table and sequence), 0.14 s of CPU, for each of the hundreds of PostgreSQL tests."""
+    tables = [*Base.metadata.sorted_tables, *trading_metadata.sorted_tables]
+    with get_engine(postgres_database).connect() as conn:
+        sequences = conn.exec_driver_sql("SELECT sequence_schema || '.' || sequence_name FROM information_schema.sequences "
+                                         "WHERE sequence_catalog = current_database()").scalars().all()
+    # Dependants first: the trading tables (and each metadata's later tables) may refer to earlier ones.
+    deletes = [f'DELETE FROM "{t.name}"' for t in reversed(tables)]
+    return "; ".join(deletes) + "; SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences)
+
+
 @pytest.fixture
 def dagster_postgres_url():
     """A scratch PostgreSQL database for Dagster's own storage (runs, event logs, schedules), as the
@@ -131,9 +145,7 @@ def database_url(request, tmp_path):
         return
     url = request.getfixturevalue("postgres_database")
     with get_engine(url).begin() as conn:
-        tables = [*Base.metadata.sorted_tables, *trading_metadata.sorted_tables]
-        names = ", ".join(f'"{t.name}"' for t in tables)
-        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY")
+        conn.exec_driver_sql(request.getfixturevalue("emptying_postgres"))
     yield url
 
 
