@@ -13,7 +13,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from dagster import AssetKey
 from playwright.sync_api import expect
@@ -63,18 +62,6 @@ class OmcDev:
                 cwd=workdir, env={**os.environ, **env, "DAGSTER_HOME": str(self.home)},
                 stdout=out, stderr=subprocess.STDOUT)
 
-    def wait_until_served(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.log.read_text()[-4000:]
-            assert time.monotonic() < deadline, self.log.read_text()[-4000:]
-            time.sleep(0.5)
-
     def materialize_here(self, names, monkeypatch):
         """Materialize ``names`` in this process into the UI's instance."""
         from dagster import DagsterInstance, materialize
@@ -121,7 +108,7 @@ def omc_dev(tmp_path, sandbox):
     upgrade(get_engine(database))
     dev = OmcDev(tmp_path, {**sandbox.env(), "OMC_DATABASE_URL": database, "OMC_COINSPOT_WATCHLIST": "btc,pepe"})
     try:
-        dev.wait_until_served()
+        stack.wait_until_served(dev.url, dev.process, dev.log, timeout=120)
         yield dev
     finally:
         dev.kill()

@@ -53,16 +53,7 @@ def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, insta
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise StackError(f"dg dev did not serve within {timeout:.0f} s:\n{log_path.read_text()[-4000:]}")
-                time.sleep(0.5)
+            wait_until_served(url, process, log_path, timeout)
             yield url
         finally:
             # dg dev ignores signals unless its whole group gets them. A stack for tests and
@@ -73,6 +64,21 @@ def dagster_dev(workdir: Path, env: dict[str, str], timeout: float = 90.0, insta
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def wait_until_served(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Until the Dagster webserver at ``url`` answers; StackError with the log's tail if
+    ``process`` (what serves it) exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise StackError(f"{url} was not served within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
 
 
 def instance_home(workdir: Path, instance: Path) -> Path:
