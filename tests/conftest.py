@@ -199,4 +199,3 @@ def pytest_xdist_auto_num_workers(config):
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # xdist's own hook reads it
     return max(2, (len(os.sched_getaffinity(0)) * 3) // 2)
-

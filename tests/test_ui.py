@@ -50,7 +50,7 @@ class OmcDev:
     a copy of the project's instance, a ledger database of its own, the test's sandbox."""
 
     def __init__(self, workdir: Path, env: dict[str, str]):
-        self.workdir, self.env = workdir, env
+        self.env = env
         self.home = stack.instance_home(workdir, stack.EMBEDDED_INSTANCE)
         self.port = stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,11 +68,10 @@ class OmcDev:
 
         for name, value in self.env.items():  # the resources read their secrets as EnvVars
             monkeypatch.setenv(name, value)
-        defs = build_defs(settings.load(self.env))
-        assets = [a for a in defs.assets if a.key.to_user_string() in names]
+        config = settings.load(self.env)
+        assets = [a for a in build_defs(config).assets if a.key.to_user_string() in names]
         with DagsterInstance.from_config(str(self.home)) as instance:
-            return materialize(assets, resources=build_resources(settings.load(self.env)), instance=instance,
-                               run_config=QUICK_STUDY)
+            return materialize(assets, resources=build_resources(config), instance=instance, run_config=QUICK_STUDY)
 
     def interrupt(self) -> float:
         """One SIGINT, as Ctrl-C sends: `omc dev` exits 0 and leaves nothing of `dg dev`'s process
